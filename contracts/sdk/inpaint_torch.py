@@ -1,0 +1,179 @@
+"""Torch helpers shared by adapters: device, seeding, checkpoints, FLOPs, latency, batches.
+
+Kept apart from inpaint_sdk so that non-torch images (the classical baseline) need no torch.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from inpaint_sdk import CONTRACT_VERSION, BadData, atomic_target
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def pick_device(requested: str) -> torch.device:
+    """`cuda` only when asked for and present; asking for cuda without one is an error."""
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device: job asks for cuda but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_all(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": rng.bit_generator.state,
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: Mapping[str, Any], rng: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    rng.bit_generator.state = state["numpy"]
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """A plain dict (models, optimisers, step, images_seen, config, RNG) written atomically."""
+    with atomic_target(path) as tmp:
+        torch.save({**payload, "contract_version": CONTRACT_VERSION}, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise BadData(f"{path}: no checkpoint; run `train` first (checkpoints are kept to predict)")
+    # Our own checkpoints hold numpy/python RNG state, which weights_only loading refuses.
+    payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("contract_version") != CONTRACT_VERSION:
+        raise BadData(f"{path}: checkpoint is for contract {payload.get('contract_version')!r}")
+    return payload
+
+
+def check_same(saved: Mapping[str, Any], current: Mapping[str, Any], keys: Iterable[str]) -> None:
+    """Refuse to resume when a field that shapes the model differs, naming each field."""
+    diffs = [
+        f"{k}: checkpoint {saved.get(k)!r} vs job {current.get(k)!r}"
+        for k in keys
+        if saved.get(k) != current.get(k)
+    ]
+    if diffs:
+        raise BadData("cannot resume, config differs: " + "; ".join(diffs))
+
+
+def count_parameters(module: torch.nn.Module | None) -> int | None:
+    return None if module is None else sum(p.numel() for p in module.parameters())
+
+
+def count_flops(forward: Callable[[], Any]) -> tuple[int, list[str]]:
+    """FLOPs of one call of `forward` with FlopCounterMode (1 MAC = 2 FLOPs), and the ops it
+    has no formula for, so a table can say what was not counted."""
+    seen: set[str] = set()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad(), _OpRecorder(seen):
+        forward()
+    counted = {str(k) for k in counter.flop_registry}
+    uncounted = sorted(op for op in seen if op not in counted and _is_compute_op(op))
+    return int(counter.get_total_flops()), uncounted
+
+
+def _is_compute_op(name: str) -> bool:
+    # View/shape/copy ops cost no arithmetic worth reporting; everything else is listed.
+    cheap = (
+        "view",
+        "reshape",
+        "expand",
+        "permute",
+        "transpose",
+        "slice",
+        "select",
+        "unsqueeze",
+        "squeeze",
+        "detach",
+        "clone",
+        "copy",
+        "empty",
+        "zeros",
+        "ones",
+        "full",
+        "_to_copy",
+        "t.default",
+        "alias",
+        "split",
+        "chunk",
+        "cat",
+        "stack",
+        "lift_fresh",
+        "unbind",
+        "as_strided",
+        "contiguous",
+        "new_",
+        "fill",
+        "arange",
+        "_unsafe_view",
+        "index",
+    )
+    short = name.split("aten.")[-1]
+    return not any(short.startswith(c) for c in cheap)
+
+
+class _OpRecorder(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the aten ops a forward pass runs, to find those FlopCounterMode cannot count."""
+
+    def __init__(self, seen: set[str]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.seen.add(str(func._overloadpacket) if hasattr(func, "_overloadpacket") else str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def measure_latency(forward: Callable[[], Any], device: torch.device, runs: int) -> dict[str, Any]:
+    """Median wall time of `runs` calls after two warm-ups, synchronising CUDA around each."""
+    with torch.no_grad():
+        for _ in range(2):
+            forward()
+        times = []
+        for _ in range(runs):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            forward()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) * 1000.0)
+    return {"median": statistics.median(times), "runs": runs}
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak CUDA memory allocated, or the process's peak resident set size on the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def set_threads() -> None:
+    """Use the CPUs the container was given, not the host's count."""
+    if hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))

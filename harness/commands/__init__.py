@@ -1,0 +1,1 @@
+"""Thin click commands: parse, call one domain function, print the result."""

@@ -1,0 +1,62 @@
+"""`inpaint-bench run`: train every model on every source, then predict every test set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.options import (
+    config_option,
+    gpu_option,
+    profile_option,
+    quiet_option,
+    run_dir_option,
+    runner_option,
+    upstream_option,
+)
+from harness.progress import make_reporter
+from harness.running import format_summary, run_command
+
+
+@click.command()
+@config_option
+@profile_option(default="auto")
+@run_dir_option()
+@runner_option
+@gpu_option
+@upstream_option
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Also stop training after this many optimiser steps.",
+)
+@quiet_option
+def run(
+    config_path: Path,
+    profile: str,
+    run_dir: Path | None,
+    runner: str,
+    gpu: int | None,
+    upstream_src: tuple[tuple[str, Path], ...],
+    max_steps: int | None,
+    quiet: bool,
+) -> None:
+    """Train each model on each training source under its budget, then predict every test set.
+
+    One job at a time. Completed steps are recorded in RUN_DIR/ledger.sqlite and skipped when
+    the same command runs again; exits 1 after the summary if any step failed.
+
+    \b
+    Example:
+        inpaint-bench run --profile sample --runner local
+        inpaint-bench run --profile seed --gpu 0 --run-dir runs/seed
+    """
+    reporter = make_reporter(quiet)
+    summary = run_command(
+        config_path, profile, run_dir, runner, gpu, dict(upstream_src), max_steps, reporter
+    )
+    click.echo(format_summary(summary))
+    if summary.failed:
+        raise click.exceptions.Exit(1)

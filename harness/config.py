@@ -1,0 +1,224 @@
+"""benchmark.yaml: load, validate against its schema, and resolve one profile into plain records.
+
+Every error names the file and the YAML path of the field (`models.aotgan.batch_size`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError
+from harness.schemas import check, load_schema
+
+DEFAULT_CONFIG = Path("benchmark.yaml")
+_DURATION = re.compile(r"^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_SIZE_FACTORS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_duration(text: str) -> float:
+    """`"1h30m"` → 5400.0 seconds. Raises ValueError on anything else."""
+    match = _DURATION.match(text)
+    if not match or not text:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 45s, 30m, 2h, 1h30m)")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def parse_size(text: str) -> int:
+    """`"24g"` → bytes."""
+    return int(text[:-1]) * _SIZE_FACTORS[text[-1]]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    image: str
+    batch_size: int
+    train_budget_s: float
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    memory_bytes: int = parse_size("24g")
+    shm_bytes: int = parse_size("8g")
+    pids_limit: int = 1024
+    setup_cap_s: float = 1800.0
+    grace_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class MaskCounts:
+    train: int
+    val: int
+    test: int
+    hole_range: tuple[float, float] = (0.01, 0.6)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One resolved experiment: what `run` trains, on which data, for how long."""
+
+    name: str
+    data_root: Path
+    image_size: int
+    seed: int
+    metrics: tuple[str, ...]
+    models: tuple[ModelEntry, ...]
+    sources: dict[str, tuple[int, int]]
+    masks: MaskCounts
+    test_sets: dict[str, int]
+    runtime: Runtime
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    path: Path
+    document: dict[str, Any]
+
+    @property
+    def profile_names(self) -> list[str]:
+        return list(self.document["profiles"])
+
+    def profile(self, name: str) -> Profile:
+        """Resolve profile `name`, with `data_root` relative to the YAML file's folder."""
+        return _resolve_profile(self, name)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys, which PyYAML would silently overwrite."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise ConfigError(f"{loader.name}:{line}: duplicate key {key!r}", "keep one of them")
+        seen[key] = loader.construct_object(value_node, deep=True)
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse YAML with duplicate keys refused; syntax errors name the file, line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: file not found", "pass --config PATH or run from the repository root"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    loader: _UniqueKeyLoader | None = None
+    try:
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(path)
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_benchmark(path: Path = DEFAULT_CONFIG) -> Benchmark:
+    """Read and validate benchmark.yaml, including the cross-references the schema cannot see."""
+    document = read_yaml(path)
+    check(
+        document,
+        load_schema("benchmark"),
+        str(path),
+        ConfigError,
+        hint="see the comments in benchmark.yaml and harness/schemas/benchmark.schema.json",
+    )
+    problems: list[str] = []
+    models = document["models"]
+    for pname, profile in document["profiles"].items():
+        for i, model in enumerate(profile["models"]):
+            if model not in models:
+                problems.append(
+                    f"profiles.{pname}.models[{i}]: unknown model {model!r}"
+                    f" (defined: {', '.join(models)})"
+                )
+        for model in profile.get("model_overrides", {}):
+            if model not in profile["models"]:
+                problems.append(
+                    f"profiles.{pname}.model_overrides.{model}: model not in this profile's models"
+                )
+        low, high = profile["masks"].get("hole_range", [0.01, 0.6])
+        if not low < high:
+            problems.append(
+                f"profiles.{pname}.masks.hole_range: expected [low, high] with low < high,"
+                f" got [{low}, {high}]"
+            )
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
+    return Benchmark(path=path, document=document)
+
+
+def _resolve_profile(bench: Benchmark, name: str) -> Profile:
+    doc = bench.document
+    if name not in doc["profiles"]:
+        raise ConfigError(
+            f"{bench.path}: profiles.{name}: no such profile",
+            f"choose one of: {', '.join(doc['profiles'])}",
+        )
+    prof = doc["profiles"][name]
+    budget = parse_duration(prof["train_budget"])
+    overrides = prof.get("model_overrides", {})
+    models = []
+    for model_name in prof["models"]:
+        base = doc["models"][model_name]
+        over = overrides.get(model_name, {})
+        models.append(
+            ModelEntry(
+                name=model_name,
+                image=base["image"],
+                batch_size=over.get("batch_size", base["batch_size"]),
+                train_budget_s=parse_duration(over["train_budget"])
+                if "train_budget" in over
+                else budget,
+                hyperparameters={
+                    **base.get("hyperparameters", {}),
+                    **over.get("hyperparameters", {}),
+                },
+            )
+        )
+    rt = doc.get("runtime", {})
+    runtime = Runtime(
+        memory_bytes=parse_size(rt.get("memory", "24g")),
+        shm_bytes=parse_size(rt.get("shm_size", "8g")),
+        pids_limit=rt.get("pids_limit", 1024),
+        setup_cap_s=parse_duration(rt.get("setup_cap", "30m")),
+        grace_s=parse_duration(rt.get("grace", "60s")),
+    )
+    masks = prof["masks"]
+    low, high = masks.get("hole_range", [0.01, 0.6])
+    data_root = Path(prof["data_root"])
+    if not data_root.is_absolute():
+        data_root = bench.path.parent / data_root
+    return Profile(
+        name=name,
+        data_root=data_root,
+        image_size=prof["image_size"],
+        seed=doc["seed"],
+        metrics=tuple(doc["metrics"]),
+        models=tuple(models),
+        sources={s: (c["train"], c["val"]) for s, c in prof["sources"].items()},
+        masks=MaskCounts(masks["train"], masks["val"], masks["test"], (float(low), float(high))),
+        test_sets=dict(prof["test_sets"]),
+        runtime=runtime,
+    )

@@ -1,0 +1,1 @@
+"""Data tools: the bundled sample set, free-form masks, importing photos, checking a data tree."""

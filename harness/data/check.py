@@ -1,0 +1,412 @@
+"""Check a data tree against its profile and the layout of `harness.data.layout`.
+
+Every file is read once: the same bytes are hashed (for the manifests) and decoded (for format,
+size and mask checks), on a thread pool because PIL's decoders release the GIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from harness.config import Profile
+from harness.data.layout import MANIFEST, MASK_SPLITS, SOURCE_SPLITS, DataLayout, file_name
+from harness.data.pngs import HOLE, KNOWN
+from harness.progress import Reporter
+
+Kind = Literal["image", "mask"]
+_INDEX_NAME = re.compile(r"^\d{6}\.png$")
+# PNG colour types (PNG spec, IHDR); the contract wants 8-bit type 2 images and type 0 masks.
+_COLOUR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
+_SHOWN_NAMES = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a data tree: where (None = the tree as a whole), what, what to do."""
+
+    path: Path | None
+    message: str
+    hint: str
+
+
+def expected_file_count(profile: Profile) -> int:
+    """Return how many PNGs a complete data tree for `profile` holds."""
+    sources = sum(train + val for train, val in profile.sources.values())
+    masks = profile.masks.train + profile.masks.val + profile.masks.test
+    return sources + masks + sum(profile.test_sets.values())
+
+
+def rebuild_hint(profile: Profile) -> str:
+    """Say how to rebuild the tree of `profile` from scratch."""
+    if profile.name == "sample":
+        return "re-run `inpaint-bench data sample --overwrite`"
+    return f"re-run `inpaint-bench data prepare --profile {profile.name} ... --overwrite`"
+
+
+def check_data(profile: Profile, reporter: Reporter) -> list[Problem]:
+    """Return every problem of the data tree at `profile.data_root`; never raise on bad data.
+
+    Checks folders, counts, file names, PNG format (8-bit RGB images, 8-bit L masks with
+    255 = hole and a hole fraction in the profile's `hole_range`, open below, closed above),
+    test image/mask pairing and, where present, the sha256 of every file against the manifests.
+    Symbolic links are reported and never followed.
+    """
+    layout = DataLayout(profile.data_root)
+    hint = rebuild_hint(profile)
+    if not layout.root.is_dir():
+        return [Problem(layout.root, "data folder not found", hint)]
+    scan = _Scan(profile, hint)
+    scan.walk(layout.root)
+    problems = scan.problems + scan.missing_folders()
+    problems += scan.count_problems()
+    digests, file_problems = _inspect_all(scan.files, profile, hint, reporter)
+    problems += file_problems
+    problems += _pairing_problems(layout, profile, scan.found)
+    problems += _manifest_problems(layout, profile, scan, digests, hint)
+    return problems
+
+
+class _Scan:
+    """Walk a data tree without following links; note what is there and what should not be."""
+
+    def __init__(self, profile: Profile, hint: str) -> None:
+        layout = DataLayout(profile.data_root)
+        self.root = layout.root
+        self.hint = hint
+        # Container folders map to None, leaf folders to (expected PNG count, kind of file).
+        self.expected: dict[Path, tuple[int, Kind] | None] = {
+            self.root / "sources": None,
+            self.root / "masks": None,
+            self.root / "test": None,
+        }
+        for source, counts in profile.sources.items():
+            self.expected[self.root / "sources" / source] = None
+            for split, count in zip(SOURCE_SPLITS, counts, strict=True):
+                self.expected[layout.source_dir(source, split)] = (count, "image")
+        for split in MASK_SPLITS:
+            self.expected[layout.mask_dir(split)] = (getattr(profile.masks, split), "mask")
+        for test_set, count in profile.test_sets.items():
+            self.expected[layout.test_dir(test_set)] = (count, "image")
+        self.problems: list[Problem] = []
+        self.seen: set[Path] = {self.root}
+        self.found: dict[Path, list[str]] = {}
+        self.files: list[tuple[Path, Kind]] = []
+        self.manifests: set[Path] = set()
+
+    def walk(self, folder: Path) -> None:
+        leaf = self.expected.get(folder)
+        if leaf is not None:
+            self.found[folder] = []
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as error:
+            self.problems.append(
+                Problem(folder, f"cannot list folder: {error.strerror}", "check its permissions")
+            )
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_symlink():
+                self.problems.append(
+                    Problem(
+                        path,
+                        "symbolic link (not followed): a data tree holds real files only",
+                        "replace the link with a copy of its target, or remove it",
+                    )
+                )
+            elif entry.is_dir(follow_symlinks=False) and path in self.expected:
+                self.seen.add(path)
+                self.walk(path)
+            elif entry.is_dir(follow_symlinks=False):
+                self.problems.append(
+                    Problem(
+                        path,
+                        "unexpected folder: not part of this profile's data layout",
+                        "move or delete it",
+                    )
+                )
+            elif (
+                entry.is_file(follow_symlinks=False)
+                and entry.name == MANIFEST
+                and (folder == self.root or (leaf is not None and leaf[1] == "mask"))
+            ):
+                self.manifests.add(path)
+            elif (
+                leaf is not None
+                and entry.is_file(follow_symlinks=False)
+                and entry.name.endswith(".png")
+            ):
+                self._add_png(folder, path, leaf[1])
+            else:
+                self.problems.append(
+                    Problem(
+                        path,
+                        "unexpected file: a data tree holds only PNGs and manifest.json files",
+                        "move or delete it",
+                    )
+                )
+
+    def _add_png(self, folder: Path, path: Path, kind: Kind) -> None:
+        self.found[folder].append(path.name)
+        self.files.append((path, kind))
+        if not _INDEX_NAME.match(path.name):
+            self.problems.append(
+                Problem(
+                    path,
+                    "unexpected file name: files are named 000000.png, 000001.png, … because "
+                    "sorted order is pairing order",
+                    self.hint,
+                )
+            )
+
+    def missing_folders(self) -> list[Problem]:
+        """Report each missing folder once: a missing `sources/` hides its children."""
+        problems: list[Problem] = []
+        for folder in self.expected:
+            if folder not in self.seen and folder.parent in self.seen:
+                problems.append(Problem(folder, "folder missing", self.hint))
+        return problems
+
+    def count_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        for folder, names in self.found.items():
+            entry = self.expected[folder]
+            count = entry[0] if entry else 0
+            if len(names) != count:
+                problems.append(
+                    Problem(folder, f"expected {count} PNG files, found {len(names)}", self.hint)
+                )
+                continue
+            missing = sorted({file_name(i) for i in range(count)} - set(names))
+            if missing and all(_INDEX_NAME.match(n) for n in names):
+                problems.append(
+                    Problem(
+                        folder,
+                        f"files are not numbered 000000.png to {file_name(count - 1)}: "
+                        f"missing {_names(missing)}",
+                        self.hint,
+                    )
+                )
+        return problems
+
+
+def _names(names: list[str]) -> str:
+    more = len(names) - _SHOWN_NAMES
+    return ", ".join(names[:_SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
+
+
+def _inspect_all(
+    files: list[tuple[Path, Kind]], profile: Profile, hint: str, reporter: Reporter
+) -> tuple[dict[Path, str], list[Problem]]:
+    digests: dict[Path, str] = {}
+    problems: list[Problem] = []
+    with ThreadPoolExecutor() as pool:
+        futures = [pool.submit(_inspect, path, kind, profile, hint) for path, kind in files]
+        for future in reporter.track(as_completed(futures), len(futures), "checking files"):
+            path, digest, found = future.result()
+            if digest is not None:
+                digests[path] = digest
+            problems += found
+    problems.sort(key=lambda p: str(p.path))
+    return digests, problems
+
+
+def _inspect(
+    path: Path, kind: Kind, profile: Profile, hint: str
+) -> tuple[Path, str | None, list[Problem]]:
+    """Read `path` once, hash it and decode it; return its sha256 and its problems."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return path, None, [Problem(path, f"cannot read: {error.strerror}", "check permissions")]
+    digest = hashlib.sha256(data).hexdigest()
+    if not data:
+        return path, digest, [Problem(path, "empty file (0 bytes)", hint)]
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG":
+                return path, digest, [Problem(path, f"not a PNG: holds {image.format} data", hint)]
+            problems = _header_problems(path, kind, data, image.size, profile, hint)
+            if problems:
+                # A wrong header means rebuilding the file anyway; decoding it could be huge.
+                return path, digest, problems
+            image.load()
+            pixels = np.asarray(image) if kind == "mask" else None
+    except Exception as error:  # PIL raises many types on bad bytes: all mean "corrupt"
+        reason = f"{type(error).__name__}: {error}"
+        return path, digest, [Problem(path, f"corrupt or unreadable image ({reason})", hint)]
+    return path, digest, _mask_problems(path, pixels, profile, hint) if pixels is not None else []
+
+
+def _header_problems(
+    path: Path, kind: Kind, data: bytes, size: tuple[int, int], profile: Profile, hint: str
+) -> list[Problem]:
+    problems = []
+    # IHDR sits at a fixed offset after the signature (PNG spec); PIL has parsed it already.
+    bit_depth, colour_type = (data[24], data[25]) if len(data) > 25 else (0, -1)
+    if (bit_depth, colour_type) != (8, 2 if kind == "image" else 0):
+        got = f"{bit_depth}-bit {_COLOUR_TYPES.get(colour_type, f'type {colour_type}')}"
+        if kind == "image":
+            problems.append(Problem(path, f"expected an 8-bit RGB image, got {got}", hint))
+        else:
+            channels = "3 channels" if colour_type in (2, 6) else "the wrong format"
+            problems.append(
+                Problem(
+                    path,
+                    f"mask has {channels} ({got}): masks are 8-bit single-channel (L), "
+                    "255 = hole, 0 = known",
+                    "re-import the masks with `inpaint-bench data prepare "
+                    "--masks SPLIT=DIR`, which converts them, or " + hint,
+                )
+            )
+    side = profile.image_size
+    if size != (side, side):
+        problems.append(
+            Problem(path, f"wrong size {size[0]}x{size[1]}: expected {side}x{side}", hint)
+        )
+    return problems
+
+
+def _mask_problems(path: Path, pixels: np.ndarray, profile: Profile, hint: str) -> list[Problem]:
+    if np.count_nonzero((pixels != KNOWN) & (pixels != HOLE)):
+        return [
+            Problem(path, "mask is not binary: values other than 0 (known) and 255 (hole)", hint)
+        ]
+    low, high = profile.masks.hole_range
+    fraction = float((pixels == HOLE).mean())
+    if low < fraction <= high:
+        return []
+    if low < 1.0 - fraction <= high:
+        return [
+            Problem(
+                path,
+                f"mask looks inverted: hole fraction {fraction:.3f}, but "
+                f"{1 - fraction:.3f} if inverted; 255 must mean hole",
+                "invert it, or re-import the folder with `inpaint-bench data prepare "
+                "--masks SPLIT=DIR --mask-polarity hole-black`",
+            )
+        ]
+    return [
+        Problem(
+            path,
+            f"hole fraction {fraction:.3f} is outside the profile's hole_range ({low:g}, {high:g}]",
+            hint,
+        )
+    ]
+
+
+def _pairing_problems(
+    layout: DataLayout, profile: Profile, found: dict[Path, list[str]]
+) -> list[Problem]:
+    """Test image i pairs with mask i by file name, so both folders must hold the same names."""
+    masks = found.get(layout.mask_dir("test"))
+    if masks is None:
+        return []
+    problems = []
+    for test_set in profile.test_sets:
+        folder = layout.test_dir(test_set)
+        images = found.get(folder)
+        if images is None or set(images) == set(masks):
+            continue
+        only_here = sorted(set(images) - set(masks))
+        only_masks = sorted(set(masks) - set(images))
+        detail = "; ".join(
+            part
+            for part in (
+                f"only in {folder.name}: {_names(only_here)}" if only_here else "",
+                f"only in masks/test: {_names(only_masks)}" if only_masks else "",
+            )
+            if part
+        )
+        problems.append(
+            Problem(
+                folder,
+                f"test images do not pair 1:1 with masks/test ({detail})",
+                "test image i pairs with mask i: give both folders the same "
+                "file names, or " + rebuild_hint(profile),
+            )
+        )
+    return problems
+
+
+def _manifest_problems(
+    layout: DataLayout, profile: Profile, scan: _Scan, digests: dict[Path, str], hint: str
+) -> list[Problem]:
+    problems: list[Problem] = []
+    if layout.manifest in scan.manifests:
+        listed = _read_listing(layout.manifest, "data")
+        if isinstance(listed, Problem):
+            problems.append(listed)
+        else:
+            present = {str(p.relative_to(layout.root)) for p, _ in scan.files}
+            actual = {str(p.relative_to(layout.root)): d for p, d in digests.items()}
+            problems += _compare(layout.manifest, layout.root, listed, present, actual, hint)
+    for split in MASK_SPLITS:
+        folder = layout.mask_dir(split)
+        manifest = folder / MANIFEST
+        if folder not in scan.found:
+            continue
+        if manifest not in scan.manifests:
+            problems.append(Problem(manifest, "mask manifest missing", hint))
+            continue
+        listed = _read_listing(manifest, "masks")
+        if isinstance(listed, Problem):
+            problems.append(listed)
+            continue
+        present = set(scan.found[folder])
+        actual = {p.name: d for p, d in digests.items() if p.parent == folder}
+        problems += _compare(manifest, folder, listed, present, actual, hint)
+    return problems
+
+
+def _read_listing(path: Path, kind: Literal["data", "masks"]) -> dict[str, str] | Problem:
+    """Read {relative path: sha256} from a data or mask manifest, or say why not."""
+    try:
+        body: Any = json.loads(path.read_text(encoding="utf-8"))
+        if kind == "data":
+            listed = body["files"]
+        else:
+            listed = {record["file"]: record["sha256"] for record in body["masks"]}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in listed.items()):
+            raise TypeError("names and sha256 values must be strings")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return Problem(
+            path,
+            f"unreadable manifest ({type(error).__name__}: {error})",
+            "restore it, or rebuild the data tree",
+        )
+    return dict(listed)
+
+
+def _compare(
+    manifest: Path,
+    base: Path,
+    listed: dict[str, str],
+    present: set[str],
+    actual: dict[str, str],
+    hint: str,
+) -> list[Problem]:
+    """Compare a manifest's {name: sha256} with the files present and the hashes read."""
+    fix = f"restore the original file, or {hint} (the tree's identity changes either way)"
+    problems = []
+    for name in sorted(listed.keys() | present):
+        if name in present and name not in actual:
+            continue  # unreadable: already reported by _inspect
+        if name not in present:
+            problems.append(Problem(base / name, f"listed in {manifest} but missing", fix))
+        elif name not in listed:
+            problems.append(Problem(base / name, f"not listed in {manifest}", fix))
+        elif listed[name] != actual[name]:
+            problems.append(Problem(base / name, f"modified: sha256 differs from {manifest}", fix))
+    return problems

@@ -1,0 +1,56 @@
+"""Reading and writing the contract's PNGs: 8-bit RGB images and 8-bit L masks (255 = hole)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from harness.data.atomic import atomic_write_bytes
+
+HOLE = 255
+KNOWN = 0
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """uint8 HxWx3 → RGB PNG bytes, uint8 HxW → L PNG bytes. Deterministic: no metadata."""
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 3:
+        image = Image.fromarray(array, mode="RGB")
+    elif array.ndim == 2:
+        image = Image.fromarray(array, mode="L")
+    else:
+        raise ValueError(f"expected HxWx3 or HxW pixels, got shape {array.shape}")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    """Write `array` as a PNG through a temporary name, so a crash leaves no partial file."""
+    atomic_write_bytes(path, encode_png(array))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An 8-bit RGB PNG → uint8 HxWx3. Raises ValueError naming the file if it is anything else."""
+    with Image.open(path) as image:
+        if image.mode != "RGB":
+            raise ValueError(f"{path}: expected an 8-bit RGB image, got mode {image.mode}")
+        return np.asarray(image, dtype=np.uint8).copy()
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """An 8-bit L mask → bool HxW, True = hole. Raises ValueError if not L or not binary."""
+    with Image.open(path) as image:
+        if image.mode != "L":
+            raise ValueError(
+                f"{path}: expected an 8-bit single-channel mask, got mode {image.mode}"
+            )
+        pixels = np.asarray(image, dtype=np.uint8)
+    values = np.unique(pixels)
+    if not set(values.tolist()) <= {KNOWN, HOLE}:
+        raise ValueError(f"{path}: mask is not binary (values other than 0 and 255)")
+    return pixels == HOLE

@@ -1,0 +1,412 @@
+"""Build a data tree from folders of photos and masks (`inpaint-bench data prepare`).
+
+Selection is deterministic: a folder's files, sorted by relative path, are shuffled by
+`random.Random(f"{seed}:<kind>:<name>")` and taken in that order (sources: train, then val).
+How pixels are converted is documented in `harness.data.photos`.
+
+Unreadable inputs (corrupt, truncated, zero bytes, a format PIL cannot convert) stop the import
+with a DataError naming the file, since a silently shorter or different selection would change
+the benchmark. With `skip_unreadable=True` the file is listed in the report and the next file in
+seeded order takes its place. Imported masks whose hole fraction falls outside the profile's
+`hole_range` are treated the same way as skipped ones (listed, replaced by the next), so the tree
+always passes `inpaint-bench data check`. Everything is written to a temporary sibling folder
+that is renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
+from functools import partial
+from itertools import chain, islice
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from harness.config import Profile
+from harness.data import masks as mask_generator
+from harness.data import photos
+from harness.data.atomic import atomic_dir
+from harness.data.layout import AREA_BINS, MASK_SPLITS, DataLayout, bin_label, file_name
+from harness.data.manifest import MaskRecord, mask_record, write_data_manifest, write_mask_manifest
+from harness.data.pngs import HOLE, KNOWN, encode_png
+from harness.errors import DataError
+from harness.progress import Reporter
+
+MaskPolarity = Literal["auto", "hole-white", "hole-black"]
+# Holes cover at most 60% of a mask (the largest NVIDIA bin), so mostly-white means white = known.
+AUTO_WHITE_LIMIT = 0.5
+_WINDOW_PER_WORKER = 2
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """What went into masks/<split>: where from, which polarity, and how the areas spread."""
+
+    split: str
+    origin: Path | None  # None: generated
+    polarity: Literal["hole-white", "hole-black", "generated"]
+    auto: bool
+    median_white_fraction: float | None
+    bins: dict[str, int]  # AREA_BINS label (or "other") → number of masks
+    excluded: tuple[Path, ...]  # imported masks left out: hole fraction outside hole_range
+
+
+@dataclass(frozen=True)
+class PrepareReport:
+    root: Path
+    images: int
+    masks: tuple[MaskStats, ...]
+    skipped: tuple[tuple[Path, str], ...]  # unreadable inputs left out, with the reason
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    reason: str
+
+
+@dataclass
+class _Context:
+    pool: ThreadPoolExecutor
+    window: int  # decode tasks in flight: enough to keep the pool busy, few to hold in memory
+    reporter: Reporter
+    size: int
+    skip_unreadable: bool
+    skipped: list[tuple[Path, str]]
+
+
+def prepare_data(
+    profile: Profile,
+    sources: dict[str, Path],
+    test_sets: dict[str, Path],
+    masks: dict[str, Path],
+    mask_polarity: MaskPolarity,
+    seed: int,
+    reporter: Reporter,
+    overwrite: bool = False,
+    skip_unreadable: bool = False,
+) -> PrepareReport:
+    """Build profile.data_root, with its manifests, from folders of photos and masks.
+
+    Every source and test set of the profile needs a photo folder; mask splits (train, val,
+    test) without a folder are generated with `harness.data.masks.write_masks`. Photos become
+    RGB PNGs of image_size² (shorter side resized, centre crop). Masks become L PNGs,
+    255 = hole; `mask_polarity` says which colour means hole in the given folders: `hole-white`,
+    `hole-black`, or `auto` (white is the hole unless the median white fraction of the chosen
+    masks is over 0.5). Raises DataError before writing anything if a folder is missing or too
+    small, and leaves no output (and an existing tree untouched) if anything fails later.
+    """
+    _check_inputs(profile, sources, test_sets, masks)
+    root = profile.data_root
+    if root.exists() and not overwrite:
+        raise DataError(f"{root}: already exists", "pass --overwrite to replace it")
+    _warn_shared(sources, test_sets, reporter)
+    orders: dict[tuple[str, str], list[Path]] = {}
+    for name, folder in sources.items():
+        train, val = profile.sources[name]
+        orders["source", name] = _order(
+            folder,
+            train + val,
+            seed,
+            f"source:{name}",
+            f"images for source {name} ({train} train + {val} val)",
+        )
+    for name, folder in test_sets.items():
+        orders["test", name] = _order(
+            folder, profile.test_sets[name], seed, f"test:{name}", f"images for test set {name}"
+        )
+    for split, folder in masks.items():
+        orders["masks", split] = _order(
+            folder,
+            getattr(profile.masks, split),
+            seed,
+            f"masks:{split}",
+            f"masks for masks/{split}",
+        )
+    skipped: list[tuple[Path, str]] = []
+    workers = os.cpu_count() or 4
+    with atomic_dir(root, overwrite=overwrite) as tmp, ThreadPoolExecutor(workers) as pool:
+        # The pool is shut down (its tasks done) before atomic_dir deletes tmp on error.
+        ctx = _Context(
+            pool,
+            _WINDOW_PER_WORKER * workers,
+            reporter,
+            profile.image_size,
+            skip_unreadable,
+            skipped,
+        )
+        layout = DataLayout(tmp)
+        images = 0
+        for name, folder in sources.items():
+            train, val = profile.sources[name]
+            dests = [layout.source_dir(name, "train") / file_name(i) for i in range(train)]
+            dests += [layout.source_dir(name, "val") / file_name(i) for i in range(val)]
+            images += _import_photos(ctx, folder, orders["source", name], dests, f"sources/{name}")
+        for name, folder in test_sets.items():
+            dests = [layout.test_dir(name) / file_name(i) for i in range(profile.test_sets[name])]
+            images += _import_photos(ctx, folder, orders["test", name], dests, f"test/{name}")
+        stats = []
+        for split in MASK_SPLITS:
+            if split in masks:
+                stats.append(
+                    _import_masks(
+                        ctx,
+                        profile,
+                        split,
+                        masks[split],
+                        orders["masks", split],
+                        mask_polarity,
+                        layout.mask_dir(split),
+                    )
+                )
+            else:
+                stats.append(_generate_masks(ctx, profile, split, seed, layout.mask_dir(split)))
+        write_data_manifest(tmp)
+    return PrepareReport(root, images, tuple(stats), tuple(skipped))
+
+
+def _check_inputs(
+    profile: Profile,
+    sources: dict[str, Path],
+    test_sets: dict[str, Path],
+    masks: dict[str, Path],
+) -> None:
+    for kind, option, given, wanted in (
+        ("source", "--source", sources, profile.sources),
+        ("test set", "--test-set", test_sets, profile.test_sets),
+    ):
+        for name in sorted(given.keys() - wanted.keys()):
+            raise DataError(
+                f"{kind} {name!r} is not in profile {profile.name}",
+                f"its {kind}s are: {', '.join(wanted)}",
+            )
+        missing = [name for name in wanted if name not in given]
+        if missing:
+            raise DataError(
+                f"profile {profile.name} needs {kind} {', '.join(missing)}: no folder given",
+                f"pass {option} NAME=DIR for each",
+            )
+    for split in sorted(masks.keys() - set(MASK_SPLITS)):
+        raise DataError(f"unknown mask split {split!r}", f"use {', '.join(MASK_SPLITS)}")
+    for folder in [*sources.values(), *test_sets.values(), *masks.values()]:
+        if not folder.is_dir():
+            raise DataError(f"{folder}: folder not found")
+
+
+def _warn_shared(sources: dict[str, Path], test_sets: dict[str, Path], reporter: Reporter) -> None:
+    for test_set, folder in test_sets.items():
+        for source, other in sources.items():
+            if folder.resolve() == other.resolve():
+                reporter.note(
+                    f"warning: test set {test_set} and source {source} both read "
+                    f"{folder}: test images may also be training images"
+                )
+
+
+def _order(folder: Path, needed: int, seed: int, key: str, purpose: str) -> list[Path]:
+    """List `folder`'s images and shuffle them with a seed of their own; fail if too few."""
+    files = photos.image_files(folder)
+    if len(files) < needed:
+        raise DataError(
+            f"{folder}: needs {needed} {purpose}, found {len(files)}",
+            "add files, or lower the counts of the profile in benchmark.yaml",
+        )
+    random.Random(f"{seed}:{key}").shuffle(files)
+    return files
+
+
+def _decoded(
+    ctx: _Context, order: list[Path], work: Callable[[Path], T | _Unreadable]
+) -> Generator[tuple[Path, T]]:
+    """Yield `(path, work(path))` in `order` for readable files, a few pool tasks ahead."""
+    pending: deque[tuple[Path, Future[T | _Unreadable]]] = deque()
+    upcoming = iter(order)
+    try:
+        while True:
+            while len(pending) < ctx.window and (path := next(upcoming, None)) is not None:
+                pending.append((path, ctx.pool.submit(work, path)))
+            if not pending:
+                return
+            path, future = pending.popleft()
+            result = future.result()
+            if isinstance(result, _Unreadable):
+                if not ctx.skip_unreadable:
+                    raise DataError(
+                        f"{path}: unreadable image ({result.reason})",
+                        "remove or replace it, or pass --skip-unreadable",
+                    )
+                ctx.skipped.append((path, result.reason))
+                ctx.reporter.note(f"skipped unreadable {path}: {result.reason}")
+                continue
+            yield path, result
+    finally:
+        for _, future in pending:
+            future.cancel()
+
+
+def _guarded(
+    decode: Callable[[Path], Image.Image], convert: Callable[[Image.Image], T], path: Path
+) -> T | _Unreadable:
+    """Run `convert(decode(path))`; a failure to decode is the input's fault, not a crash."""
+    try:
+        image = decode(path)
+    except Exception as error:  # PIL raises many types on bad files: all mean "unreadable"
+        return _Unreadable(f"{type(error).__name__}: {error}")
+    return convert(image)
+
+
+def _import_photos(
+    ctx: _Context, folder: Path, order: list[Path], dests: list[Path], label: str
+) -> int:
+    work = partial(
+        _guarded,
+        partial(photos.open_photo, size=ctx.size),
+        partial(photos.photo_png, size=ctx.size),
+    )
+    for dest in {d.parent for d in dests}:
+        dest.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with closing(_decoded(ctx, order, work)) as results:
+        chosen = islice(results, len(dests))
+        # The tracked iterator goes first so that zip exhausts it and the bar closes.
+        for (_, png), dest in zip(
+            ctx.reporter.track(chosen, len(dests), label), dests, strict=False
+        ):
+            dest.write_bytes(png)
+            written += 1
+    if written < len(dests):
+        raise DataError(
+            f"{folder}: needs {len(dests)} readable images for {label}, found {written}",
+            "add images, or lower the counts in benchmark.yaml",
+        )
+    return written
+
+
+def _import_masks(
+    ctx: _Context,
+    profile: Profile,
+    split: str,
+    folder: Path,
+    order: list[Path],
+    polarity: MaskPolarity,
+    out_dir: Path,
+) -> MaskStats:
+    count = getattr(profile.masks, split)
+    low, high = profile.masks.hole_range
+    work = partial(_guarded, photos.open_mask, partial(photos.mask_white, size=ctx.size))
+    with closing(_decoded(ctx, order, work)) as results:
+        # Masks are kept bit-packed: a few MB even for thousands of masks.
+        first = [
+            (path, np.packbits(white), float(white.mean()))
+            for path, white in ctx.reporter.track(islice(results, count), count, f"masks/{split}")
+        ]
+        if len(first) < count:
+            raise DataError(
+                f"{folder}: needs {count} readable masks for masks/{split}, found {len(first)}",
+                "add masks, or lower the counts",
+            )
+        median = float(np.median([fraction for _, _, fraction in first])) if first else 0.0
+        invert = median > AUTO_WHITE_LIMIT if polarity == "auto" else polarity == "hole-black"
+        chosen: Literal["hole-white", "hole-black"] = "hole-black" if invert else "hole-white"
+        if polarity == "auto":
+            ctx.reporter.note(
+                f"masks/{split}: median white fraction {median:.3f} "
+                f"{'>' if invert else '≤'} {AUTO_WHITE_LIMIT}, so {chosen} "
+                "(pass --mask-polarity to override)"
+            )
+        kept: list[np.ndarray] = []
+        excluded: list[Path] = []
+        stream = chain(
+            first, ((path, np.packbits(white), float(white.mean())) for path, white in results)
+        )
+        while len(kept) < count and (item := next(stream, None)) is not None:
+            path, bits, white = item
+            hole = 1.0 - white if invert else white
+            if low < hole <= high:
+                kept.append(~bits if invert else bits)
+            else:
+                excluded.append(path)
+    if len(kept) < count:
+        raise DataError(
+            f"{folder}: needs {count} masks with hole fraction in ({low:g}, {high:g}] for "
+            f"masks/{split}, found {len(kept)} ({len(excluded)} outside, read as {chosen}; "
+            f"median white fraction {median:.3f})",
+            "check --mask-polarity, add masks, or widen masks.hole_range in benchmark.yaml",
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write = partial(_write_mask, out_dir=out_dir, size=ctx.size)
+    records = list(ctx.pool.map(write, range(count), kept))
+    write_mask_manifest(out_dir, records)
+    return MaskStats(
+        split, folder, chosen, polarity == "auto", median, _bins(records), tuple(excluded)
+    )
+
+
+def _write_mask(index: int, bits: np.ndarray, out_dir: Path, size: int) -> MaskRecord:
+    hole = np.unpackbits(bits, count=size * size).reshape(size, size).astype(bool)
+    path = out_dir / file_name(index)
+    # No per-file fsync (write_png): the whole folder is renamed into place atomically.
+    path.write_bytes(encode_png(np.where(hole, HOLE, KNOWN).astype(np.uint8)))
+    return mask_record(path, hole)
+
+
+def _generate_masks(
+    ctx: _Context, profile: Profile, split: str, seed: int, out_dir: Path
+) -> MaskStats:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = mask_generator.write_masks(
+        out_dir,
+        getattr(profile.masks, split),
+        profile.image_size,
+        split_seed(seed, split),
+        profile.masks.hole_range,
+        ctx.reporter,
+    )
+    return MaskStats(split, None, "generated", False, None, _bins(records), ())
+
+
+def split_seed(seed: int, split: str) -> int:
+    """Return the seed that generates the masks of `split`: distinct per (seed, split).
+
+    3·seed + split number, as harness.data.sample does, so `data masks --seed` repeats them.
+    """
+    return 3 * seed + MASK_SPLITS.index(split)
+
+
+def _bins(records: Iterable[MaskRecord]) -> dict[str, int]:
+    counts = Counter(r.bin or "other" for r in records)
+    labels = [bin_label(low, high) for low, high in AREA_BINS]
+    return {label: counts[label] for label in labels} | (
+        {"other": counts["other"]} if counts["other"] else {}
+    )
+
+
+def mask_table(report: PrepareReport) -> str:
+    """Render the per-split mask statistics as a plain-text table (one row per split)."""
+    labels = list(dict.fromkeys(label for s in report.masks for label in s.bins))
+    header = ["split", "polarity", *labels, "excluded", "from"]
+    rows = [header]
+    for s in report.masks:
+        polarity = s.polarity + (" (auto)" if s.auto else "")
+        rows.append(
+            [
+                s.split,
+                polarity,
+                *(str(s.bins.get(label, 0)) for label in labels),
+                str(len(s.excluded)),
+                str(s.origin) if s.origin else "generated",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

@@ -1,0 +1,120 @@
+"""Job documents for contract v1, built from a resolved profile and validated before any start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.config import ModelEntry, Profile
+from harness.contract import CONTRACT_VERSION, validate_job
+from harness.data.atomic import atomic_write_text
+from harness.errors import ConfigError
+
+
+def _common(
+    command: str,
+    job_id: str,
+    profile: Profile,
+    model: ModelEntry,
+    device: str,
+    manifest: dict[str, Any],
+) -> dict[str, Any]:
+    hyper = {**manifest.get("defaults", {}).get("hyperparameters", {}), **model.hyperparameters}
+    return {
+        "contract_version": CONTRACT_VERSION,
+        "command": command,
+        "job_id": job_id,
+        "seed": profile.seed,
+        "device": device,
+        "image_size": profile.image_size,
+        "batch_size": model.batch_size,
+        "hyperparameters": hyper,
+    }
+
+
+def check_input_rules(model: ModelEntry, size: int, manifest: dict[str, Any]) -> None:
+    """Refuse, before anything starts, a size or batch the model's manifest says it cannot take."""
+    rules = manifest["input"]
+    problems = []
+    if size % rules["size_multiple"]:
+        problems.append(f"image_size {size} is not a multiple of {rules['size_multiple']}")
+    if size < rules["min_size"] or (rules["max_size"] is not None and size > rules["max_size"]):
+        problems.append(f"image_size {size} is outside [{rules['min_size']}, {rules['max_size']}]")
+    if rules["power_of_two"] and size & (size - 1):
+        problems.append(f"image_size {size} is not a power of two")
+    batch = rules["batch"]
+    b = model.batch_size
+    if not (batch["max_any"] is not None and b <= batch["max_any"]) and b % batch["multiple_of"]:
+        allowed = f"≤ {batch['max_any']} or " if batch["max_any"] is not None else ""
+        problems.append(f"batch_size {b} must be {allowed}a multiple of {batch['multiple_of']}")
+    if problems:
+        raise ConfigError(
+            f"models.{model.name}: " + "; ".join(problems),
+            f"see the `input` rules in {model.image}/manifest.json",
+        )
+
+
+def train_job(
+    job_id: str,
+    profile: Profile,
+    model: ModelEntry,
+    device: str,
+    manifest: dict[str, Any],
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    check_input_rules(model, profile.image_size, manifest)
+    return {
+        **_common("train", job_id, profile, model, device, manifest),
+        "budget_s": model.train_budget_s,
+        "max_steps": max_steps,
+        "progress_every_s": 10 if model.train_budget_s >= 120 else 2,
+        "checkpoint_every_s": 600,
+        "resume": True,
+        "data": {
+            "train_images": "images/train",
+            "train_masks": "masks/train",
+            "val_images": "images/val",
+            "val_masks": "masks/val",
+        },
+    }
+
+
+def predict_job(
+    job_id: str, profile: Profile, model: ModelEntry, device: str, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        **_common("predict", job_id, profile, model, device, manifest),
+        "data": {"inputs": "inputs", "masks": "masks"},
+        "output_dir": ".",
+    }
+
+
+def describe_job(
+    job_id: str,
+    profile: Profile,
+    model: ModelEntry,
+    device: str,
+    manifest: dict[str, Any],
+    size: int = 256,
+) -> dict[str, Any]:
+    common = _common("describe", job_id, profile, model, device, manifest)
+    return {
+        **common,
+        "image_size": size,
+        "batch_size": 1,
+        "measure_latency": True,
+        "latency_runs": 10,
+    }
+
+
+def write_job(path: Path, doc: dict[str, Any]) -> Path:
+    """Validate `doc` against contract v1, then write it (atomically) for a container to read."""
+    validate_job(doc, str(path))
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def spec_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of a job that determines its result: everything but its id."""
+    return {k: v for k, v in doc.items() if k != "job_id"}

@@ -1,0 +1,260 @@
+"""The run's ledger: an embedded SQLite database recording every step, its events and outcome.
+
+A step is keyed by a content hash of everything that determines its result (image digest, data
+identity, job spec, seed, and the keys of the steps it consumes), so rerunning a command skips
+what is done. A step becomes `done` only after its outputs have been renamed into place; a step
+left `running` by a crash is simply run again under a new attempt number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+LEDGER_NAME = "ledger.sqlite"
+StepStatus = Literal["running", "done", "failed"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS migrations (
+    name TEXT PRIMARY KEY,
+    applied_at REAL NOT NULL
+);
+"""
+
+# Ordered, named migrations; each is recorded in the same transaction that applies it.
+_MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+    CREATE TABLE steps (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+        attempt INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        reason TEXT,
+        spec TEXT NOT NULL,
+        result TEXT
+    );
+    CREATE TABLE events (
+        step_key TEXT NOT NULL REFERENCES steps(key),
+        attempt INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        time REAL,
+        event TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (step_key, attempt, seq)
+    );
+    CREATE TABLE violations (
+        step_key TEXT NOT NULL REFERENCES steps(key),
+        attempt INTEGER NOT NULL,
+        line_no INTEGER NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX events_by_step ON events (step_key, attempt);
+    """,
+    ),
+]
+
+
+def content_key(kind: str, parts: Mapping[str, Any]) -> str:
+    """A stable sha256 of `kind` and JSON-serialisable `parts` (key order does not matter)."""
+    blob = json.dumps({"kind": kind, **parts}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    kind: str
+    label: str
+    status: StepStatus
+    attempt: int
+    started_at: float
+    finished_at: float | None
+    reason: str | None
+    spec: dict[str, Any]
+    result: dict[str, Any] | None
+
+
+def _row_to_step(row: sqlite3.Row) -> Step:
+    return Step(
+        key=row["key"],
+        kind=row["kind"],
+        label=row["label"],
+        status=row["status"],
+        attempt=row["attempt"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        reason=row["reason"],
+        spec=json.loads(row["spec"]),
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+    )
+
+
+class Ledger:
+    """All SQL of the harness. Every state change is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    @classmethod
+    def in_run_dir(cls, run_dir: Path) -> Ledger:
+        return cls(Path(run_dir) / LEDGER_NAME)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        self.conn.executescript(_SCHEMA)
+        applied = {r["name"] for r in self.conn.execute("SELECT name FROM migrations")}
+        for name, script in _MIGRATIONS:
+            if name in applied:
+                continue
+            with self.transaction() as conn:
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
+                )
+
+    def migrations(self) -> list[str]:
+        return [r["name"] for r in self.conn.execute("SELECT name FROM migrations ORDER BY name")]
+
+    def get(self, key: str) -> Step | None:
+        row = self.conn.execute("SELECT * FROM steps WHERE key = ?", (key,)).fetchone()
+        return _row_to_step(row) if row else None
+
+    def steps(self, kind: str | None = None) -> list[Step]:
+        if kind is None:
+            rows = self.conn.execute("SELECT * FROM steps ORDER BY started_at")
+        else:
+            rows = self.conn.execute(
+                "SELECT * FROM steps WHERE kind = ? ORDER BY started_at", (kind,)
+            )
+        return [_row_to_step(r) for r in rows]
+
+    def begin(self, key: str, kind: str, label: str, spec: Mapping[str, Any]) -> int:
+        """Mark step `key` running and return its attempt number (1 for a first try)."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT attempt FROM steps WHERE key = ?", (key,)).fetchone()
+            attempt = 1 if row is None else row["attempt"] + 1
+            conn.execute(
+                "INSERT INTO steps (key, kind, label, status, attempt, started_at, spec)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET status = 'running', attempt = excluded.attempt,"
+                " started_at = excluded.started_at, finished_at = NULL, reason = NULL,"
+                " result = NULL, label = excluded.label, spec = excluded.spec",
+                (key, kind, label, attempt, time.time(), json.dumps(spec, sort_keys=True)),
+            )
+        return attempt
+
+    def finish(
+        self,
+        key: str,
+        status: Literal["done", "failed"],
+        result: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        with self.transaction() as conn:
+            updated = conn.execute(
+                "UPDATE steps SET status = ?, finished_at = ?, reason = ?, result = ?"
+                " WHERE key = ?",
+                (
+                    status,
+                    time.time(),
+                    reason,
+                    json.dumps(result, sort_keys=True) if result is not None else None,
+                    key,
+                ),
+            ).rowcount
+        if updated != 1:
+            raise KeyError(f"ledger has no step {key}")
+
+    def add_event(self, key: str, attempt: int, seq: int, event: Mapping[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO events (step_key, attempt, seq, time, event, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    attempt,
+                    seq,
+                    event.get("time"),
+                    str(event.get("event")),
+                    json.dumps(event, sort_keys=True),
+                ),
+            )
+
+    def add_violation(self, key: str, attempt: int, line_no: int, message: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO violations (step_key, attempt, line_no, message) VALUES (?, ?, ?, ?)",
+                (key, attempt, line_no, message),
+            )
+
+    def events(self, key: str, attempt: int | None = None) -> list[dict[str, Any]]:
+        """The events of a step's given attempt (default: its latest), in order."""
+        if attempt is None:
+            step = self.get(key)
+            if step is None:
+                return []
+            attempt = step.attempt
+        rows = self.conn.execute(
+            "SELECT body FROM events WHERE step_key = ? AND attempt = ? ORDER BY seq",
+            (key, attempt),
+        )
+        return [json.loads(r["body"]) for r in rows]
+
+    def violations(self, key: str, attempt: int | None = None) -> list[str]:
+        if attempt is None:
+            step = self.get(key)
+            attempt = step.attempt if step else 0
+        rows = self.conn.execute(
+            "SELECT line_no, message FROM violations WHERE step_key = ? AND attempt = ?"
+            " ORDER BY line_no",
+            (key, attempt),
+        )
+        return [f"line {r['line_no']}: {r['message']}" for r in rows]
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection for reports, which must never change a run."""
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn

@@ -1,0 +1,109 @@
+"""Options shared by several commands: one meaning, one name, everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.config import DEFAULT_CONFIG, Benchmark, Profile, load_benchmark
+
+F = Callable[..., Any]
+
+
+def config_option(f: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEFAULT_CONFIG,
+        show_default=True,
+        help="The experiment file.",
+    )(f)
+
+
+def profile_option(default: str | None = "sample") -> Callable[[F], F]:
+    def decorate(f: F) -> F:
+        return click.option(
+            "--profile",
+            default=default,
+            show_default=default is not None,
+            help="Profile of benchmark.yaml to use (e.g. sample, seed).",
+        )(f)
+
+    return decorate
+
+
+def quiet_option(f: F) -> F:
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")(f)
+
+
+def seed_option(f: F) -> F:
+    return click.option(
+        "--seed",
+        type=int,
+        default=None,
+        help="Random seed (default: the `seed` of benchmark.yaml).",
+    )(f)
+
+
+def resolve_profile(config_path: Path, profile: str) -> tuple[Benchmark, Profile]:
+    bench = load_benchmark(config_path)
+    return bench, bench.profile(profile)
+
+
+def run_dir_option(must_exist: bool = False) -> Callable[[F], F]:
+    def decorate(f: F) -> F:
+        return click.option(
+            "--run-dir",
+            type=click.Path(file_okay=False, exists=must_exist, path_type=Path),
+            default=None,
+            help="Run folder (default: runs/<profile>).",
+        )(f)
+
+    return decorate
+
+
+def runner_option(f: F) -> F:
+    return click.option(
+        "--runner",
+        type=click.Choice(["auto", "local", "docker"]),
+        default="auto",
+        show_default=True,
+        help="docker: each model in its image; local: its folder in a per-model venv.",
+    )(f)
+
+
+def gpu_option(f: F) -> F:
+    return click.option(
+        "--gpu",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Run on this NVIDIA GPU index (default: the CPU).",
+    )(f)
+
+
+def _parse_upstream(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[str, Path], ...]:
+    pairs = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"expected NAME=PATH, got {value!r}", ctx, param)
+        if not Path(path).is_dir():
+            raise click.BadParameter(f"{path}: no such folder", ctx, param)
+        pairs.append((name, Path(path)))
+    return tuple(pairs)
+
+
+def upstream_option(f: F) -> F:
+    return click.option(
+        "--upstream-src",
+        multiple=True,
+        callback=_parse_upstream,
+        metavar="NAME=PATH",
+        help="Use a local checkout of a model's upstream code (offline hosts, tests).",
+    )(f)

@@ -1,0 +1,378 @@
+"""`inpaint-bench run`: for each training source × model, train under the budget, then predict
+every test set; strictly one job at a time. Each step is recorded in the run's ledger under a
+content key, so a rerun skips what is done and a crash loses nothing that completed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness import __version__
+from harness.config import ModelEntry, Profile
+from harness.data.atomic import atomic_write_text
+from harness.data.layout import DataLayout
+from harness.data.manifest import data_identity
+from harness.errors import DataError, HarnessError
+from harness.images import ImageFolder
+from harness.jobs import describe_job, predict_job, spec_of, train_job, write_job
+from harness.ledger import Ledger, content_key
+from harness.predictions import check_predictions, make_masked_inputs
+from harness.progress import Reporter, job_display
+from harness.runners.base import Launch, Limits, Mounts, Outcome, Runner
+from harness.supervisor import supervise
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    kind: str
+    label: str
+    key: str
+    status: str  # done | failed | cached
+    reason: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    profile: str
+    runner: str
+    steps: list[StepResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[StepResult]:
+        return [s for s in self.steps if s.status == "failed"]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        profile: Profile,
+        run_dir: Path,
+        runner: Runner,
+        reporter: Reporter,
+        gpu: int | None = None,
+        max_steps: int | None = None,
+        image_base: Path | None = None,
+    ) -> None:
+        self.profile = profile
+        self.run_dir = Path(run_dir)
+        self.runner = runner
+        self.reporter = reporter
+        self.gpu = gpu
+        self.device = "cpu" if gpu is None else "cuda"
+        self.max_steps = max_steps
+        self.image_base = image_base
+        self.layout = DataLayout(profile.data_root)
+
+    # --- the run, top to bottom ---------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        summary = RunSummary(self.run_dir, self.profile.name, self.runner.name)
+        if not self.layout.manifest.is_file():
+            raise DataError(
+                f"{self.layout.manifest}: no data manifest",
+                "build the data with `inpaint-bench data sample` or `data prepare`",
+            )
+        data_id = data_identity(self.profile.data_root)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_run_info(data_id)
+        with Ledger.in_run_dir(self.run_dir) as ledger:
+            inputs = {
+                t: self._masked_inputs(ledger, summary, t, data_id) for t in self.profile.test_sets
+            }
+            for model in self.profile.models:
+                folder = self._folder(model)
+                if folder is None:
+                    summary.steps.append(
+                        StepResult("resolve", model.name, "", "failed", self._folder_error)
+                    )
+                    continue
+                self._describe(ledger, summary, model, folder)
+                for source in self.profile.sources:
+                    train = self._train(ledger, summary, model, folder, source, data_id)
+                    for test_set in self.profile.test_sets:
+                        self._predict(
+                            ledger,
+                            summary,
+                            model,
+                            folder,
+                            source,
+                            test_set,
+                            train,
+                            inputs[test_set],
+                        )
+        return summary
+
+    def _folder(self, model: ModelEntry) -> ImageFolder | None:
+        try:
+            kwargs = {"base": self.image_base} if self.image_base else {}
+            return ImageFolder.at(model.image, **kwargs)
+        except HarnessError as error:
+            self._folder_error = str(error)
+            return None
+
+    def _write_run_info(self, data_id: str) -> None:
+        info = {
+            "harness_version": __version__,
+            "profile": self.profile.name,
+            "runner": self.runner.name,
+            "device": self.device,
+            "gpu": self.gpu,
+            "seed": self.profile.seed,
+            "data_root": str(self.profile.data_root),
+            "data_identity": data_id,
+            "image_size": self.profile.image_size,
+            "models": [m.name for m in self.profile.models],
+        }
+        atomic_write_text(self.run_dir / "run.json", json.dumps(info, indent=1) + "\n")
+
+    # --- one ledger step ------------------------------------------------------------------------
+
+    def _step(
+        self,
+        ledger: Ledger,
+        summary: RunSummary,
+        kind: str,
+        label: str,
+        key_parts: dict[str, Any],
+        body: Callable[[str, int], dict[str, Any]],
+    ) -> StepResult:
+        key = content_key(kind, key_parts)
+        done = ledger.get(key)
+        if done is not None and done.status == "done":
+            result = StepResult(kind, label, key, "cached", done.reason or "", done.result or {})
+            summary.steps.append(result)
+            return result
+        attempt = ledger.begin(key, kind, label, key_parts)
+        self.reporter.note(f"{kind}: {label}")
+        try:
+            outcome = body(key, attempt)
+        except HarnessError as error:
+            ledger.finish(key, "failed", reason=str(error))
+            result = StepResult(kind, label, key, "failed", str(error))
+        except Exception as error:  # contained: the run goes on with the next job
+            log.debug("step %s failed:\n%s", label, traceback.format_exc())
+            reason = f"harness error: {type(error).__name__}: {error}"
+            ledger.finish(key, "failed", reason=reason)
+            result = StepResult(kind, label, key, "failed", reason)
+        else:
+            status: Literal["done", "failed"] = "failed" if outcome.get("failed") else "done"
+            ledger.finish(key, status, result=outcome, reason=outcome.get("reason"))
+            result = StepResult(kind, label, key, status, outcome.get("reason", ""), outcome)
+        summary.steps.append(result)
+        if result.status == "failed":
+            self.reporter.note(f"  failed: {result.reason}")
+        return result
+
+    def _launch(
+        self, ledger: Ledger, key: str, attempt: int, launch: Launch, label: str
+    ) -> Outcome:
+        def on_event(line_no: int, event: dict[str, Any]) -> None:
+            ledger.add_event(key, attempt, line_no, event)
+            display.update(event)
+
+        def on_violation(line_no: int, message: str) -> None:
+            ledger.add_violation(key, attempt, line_no, message)
+
+        process = self.runner.start(launch)
+        try:
+            with job_display(self.reporter, label, launch.limits.budget_s) as display:
+                return supervise(process, launch, on_event, on_violation)
+        finally:
+            process.cleanup()
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    def _masked_inputs(
+        self, ledger: Ledger, summary: RunSummary, test_set: str, data_id: str
+    ) -> Path:
+        out = self.run_dir / "inputs" / test_set
+
+        def body(key: str, attempt: int) -> dict[str, Any]:
+            names = make_masked_inputs(
+                self.layout.test_dir(test_set), self.layout.mask_dir("test"), out, self.reporter
+            )
+            return {"images": len(names), "path": str(out)}
+
+        step = self._step(
+            ledger, summary, "inputs", test_set, {"data": data_id, "set": test_set}, body
+        )
+        if step.status == "cached" and not out.is_dir():
+            # The folder went missing after it was recorded: make it again.
+            body(step.key, 0)
+        return out
+
+    def _limits(self, budget_s: float) -> Limits:
+        rt = self.profile.runtime
+        return Limits(setup_cap_s=rt.setup_cap_s, budget_s=budget_s, grace_s=rt.grace_s)
+
+    def _describe(
+        self, ledger: Ledger, summary: RunSummary, model: ModelEntry, folder: ImageFolder
+    ) -> None:
+        if "describe" not in folder.manifest["commands"]:
+            return
+        doc = describe_job("", self.profile, model, self.device, folder.manifest)
+        parts = {"image": folder.digest, "job": spec_of(doc)}
+
+        def body(key: str, attempt: int) -> dict[str, Any]:
+            work = self.run_dir / "describe" / model.name
+            shutil.rmtree(work, ignore_errors=True)
+            job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
+            launch = Launch(
+                model.name,
+                str(folder.path),
+                "describe",
+                Mounts({}, job, work / "checkpoints", work / "outputs"),
+                self._limits(600.0),
+                self.run_dir / "logs" / f"describe-{model.name}.log",
+                self.gpu,
+            )
+            outcome = self._launch(ledger, key, attempt, launch, f"describe {model.name}")
+            found = work / "outputs" / "describe.json"
+            if not outcome.ok or not found.is_file():
+                return {
+                    "failed": True,
+                    "reason": outcome.reason
+                    if not outcome.ok
+                    else f"{found}: describe wrote no describe.json",
+                }
+            from harness.contract import validate_describe
+
+            report = validate_describe(json.loads(found.read_text()), str(found))
+            return {"reason": "done", "describe": report, "image_digest": folder.digest}
+
+        self._step(ledger, summary, "describe", model.name, parts, body)
+
+    def _train(
+        self,
+        ledger: Ledger,
+        summary: RunSummary,
+        model: ModelEntry,
+        folder: ImageFolder,
+        source: str,
+        data_id: str,
+    ) -> StepResult:
+        doc = train_job("", self.profile, model, self.device, folder.manifest, self.max_steps)
+        parts = {"image": folder.digest, "data": data_id, "source": source, "job": spec_of(doc)}
+        label = f"{model.name} on {source}"
+
+        def body(key: str, attempt: int) -> dict[str, Any]:
+            checkpoints = self.run_dir / "checkpoints" / source / f"{model.name}-{key[:12]}"
+            job = write_job(
+                self.run_dir / "jobs" / key[:16] / "job.json", {**doc, "job_id": key[:16]}
+            )
+            mounts = Mounts(
+                {
+                    "images": self.layout.root / "sources" / source,
+                    "masks/train": self.layout.mask_dir("train"),
+                    "masks/val": self.layout.mask_dir("val"),
+                },
+                job,
+                checkpoints,
+                self.run_dir / "work" / key[:16],
+            )
+            launch = Launch(
+                model.name,
+                str(folder.path),
+                "train",
+                mounts,
+                self._limits(model.train_budget_s),
+                self.run_dir / "logs" / f"train-{model.name}-{source}.log",
+                self.gpu,
+            )
+            outcome = self._launch(ledger, key, attempt, launch, f"train {label}")
+            result = {
+                "status": outcome.status,
+                "reason": outcome.reason,
+                "steps": outcome.steps,
+                "images_seen": outcome.images_seen,
+                "setup_s": round(outcome.setup_s, 3),
+                "train_s": round(outcome.run_s, 3),
+                "wall_s": round(outcome.wall_s, 3),
+                "signals": outcome.signals_sent,
+                "violations": len(outcome.violations),
+                "checkpoints": str(checkpoints),
+                "image_digest": folder.digest,
+                "budget_s": model.train_budget_s,
+            }
+            if not outcome.ok:
+                result["failed"] = True
+            return result
+
+        return self._step(ledger, summary, "train", label, parts, body)
+
+    def _predict(
+        self,
+        ledger: Ledger,
+        summary: RunSummary,
+        model: ModelEntry,
+        folder: ImageFolder,
+        source: str,
+        test_set: str,
+        train: StepResult,
+        inputs: Path,
+    ) -> None:
+        label = f"{model.name} ({source}) on {test_set}"
+        if train.status == "failed":
+            summary.steps.append(
+                StepResult("predict", label, "", "failed", "not run: training failed")
+            )
+            return
+        doc = predict_job("", self.profile, model, self.device, folder.manifest)
+        parts = {"train": train.key, "set": test_set, "inputs": str(inputs), "job": spec_of(doc)}
+        final = self.run_dir / "predictions" / source / model.name / test_set
+
+        def body(key: str, attempt: int) -> dict[str, Any]:
+            work = self.run_dir / "work" / key[:16]
+            outputs = work / f"outputs-{attempt}"
+            shutil.rmtree(work, ignore_errors=True)
+            job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
+            masks = self.layout.mask_dir("test")
+            mounts = Mounts(
+                {"inputs": inputs, "masks": masks}, job, Path(train.result["checkpoints"]), outputs
+            )
+            n = sum(1 for _ in inputs.glob("*.png"))
+            launch = Launch(
+                model.name,
+                str(folder.path),
+                "predict",
+                mounts,
+                self._limits(max(300.0, 5.0 * n)),
+                self.run_dir / "logs" / f"predict-{model.name}-{source}.log",
+                self.gpu,
+            )
+            outcome = self._launch(ledger, key, attempt, launch, f"predict {label}")
+            if not outcome.ok:
+                return {"failed": True, "reason": outcome.reason}
+            check = check_predictions(outputs, inputs, masks, self.profile.image_size)
+            if not check.ok:
+                return {"failed": True, "reason": "; ".join(check.problems[:5])}
+            final.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
+            outputs.rename(final)
+            shutil.rmtree(work, ignore_errors=True)
+            return {
+                "reason": "done",
+                "images": n,
+                "path": str(final),
+                "known_pixel_max_abs": check.known_pixel_max_abs,
+                "composites": check.known_pixel_max_abs == 0,
+                "wall_s": round(outcome.wall_s, 3),
+            }
+
+        step = self._step(ledger, summary, "predict", label, parts, body)
+        if step.status == "cached" and not final.is_dir():
+            raise DataError(
+                f"{final}: recorded as done but missing",
+                f"delete {self.run_dir / 'ledger.sqlite'} or the run folder and rerun",
+            )

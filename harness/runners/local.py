@@ -1,0 +1,200 @@
+"""The local runner: the image folder's entrypoint as a subprocess in a per-model virtualenv.
+
+Same job spec, events and budget as the docker runner, for hosts without Docker and the bare-CPU
+default. The contract's mounts become host folders named by the INPAINT_* variables; the data
+mount is a folder of symlinks holding only what the job needs. It is no sandbox: the docker
+runner is the one that enforces read-only data, no network and dropped privileges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.contract import (
+    CONTRACTS_ENV,
+    ENV_CHECKPOINTS,
+    ENV_DATA,
+    ENV_JOB,
+    ENV_OUTPUTS,
+    contracts_dir,
+)
+from harness.errors import HarnessError
+from harness.images import ImageFolder
+from harness.progress import Reporter, SilentReporter
+from harness.runners.base import Launch
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+SDK_DIR = REPO / "contracts" / "sdk"
+VENVS_ENV = "INPAINT_BENCH_VENVS"
+
+
+def venv_root() -> Path:
+    """Where per-model environments live: $INPAINT_BENCH_VENVS or ~/.cache/inpaint-bench/venvs."""
+    default = Path.home() / ".cache" / "inpaint-bench" / "venvs"
+    return Path(os.environ.get(VENVS_ENV, default))
+
+
+def venv_for(folder: ImageFolder, reporter: Reporter | None = None) -> Path:
+    """A virtualenv with the folder's requirements.txt, created once and reused while unchanged."""
+    reporter = reporter or SilentReporter(quiet=True)
+    requirements = folder.path / "requirements.txt"
+    digest = hashlib.sha256(requirements.read_bytes() if requirements.is_file() else b"")
+    digest.update(sys.version.encode())
+    # Keyed by requirements alone: folders that need the same packages share one environment.
+    venv = venv_root() / f"req-{digest.hexdigest()[:16]}"
+    ready = venv / ".inpaint-bench-ready"
+    if ready.is_file():
+        return venv
+    reporter.note(f"creating the {folder.name} environment in {venv} (once; reused after)")
+    shutil.rmtree(venv, ignore_errors=True)
+    tmp = venv.with_name(venv.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True, capture_output=True)
+        if requirements.is_file():
+            pip = [
+                str(tmp / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(requirements),
+            ]
+            result = subprocess.run(pip, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise HarnessError(
+                    f"{requirements}: pip install failed:\n{result.stderr[-2000:]}",
+                    "check the requirements and that pip can reach its index",
+                )
+        # venvs hard-code their own path in scripts; we only ever call bin/python directly
+        os.replace(tmp, venv)
+        ready.write_text(requirements.read_text() if requirements.is_file() else "")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return venv
+
+
+def stage_data(mounts: dict[str, Path], stage: Path) -> Path:
+    """A folder of one symlink per data mount, so $INPAINT_DATA/<name> resolves as in Docker."""
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    for name, target in mounts.items():
+        link = stage / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path(target).resolve(), target_is_directory=True)
+    return stage
+
+
+def _detach_and_die_with_parent() -> None:
+    """In the child before exec: own process group; SIGKILL if the harness dies (even kill -9)."""
+    os.setsid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalProcess:
+    def __init__(self, popen: subprocess.Popen[bytes], log_handle: object) -> None:
+        self.popen = popen
+        self._log = log_handle
+
+    def stdout_chunks(self) -> Iterator[bytes]:
+        assert self.popen.stdout is not None
+        while chunk := self.popen.stdout.read1(65536):  # type: ignore[attr-defined]
+            yield chunk
+
+    def send_signal(self, signum: int) -> None:
+        # The whole process group: data-loader workers must stop too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signum)
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def oom_killed(self) -> bool:
+        return False
+
+    def cleanup(self) -> None:
+        if self.popen.poll() is None:
+            self.send_signal(signal.SIGKILL)
+            self.popen.wait()
+        else:
+            # Leftover children of a finished leader still hold the group.
+            self.send_signal(signal.SIGKILL)
+        if self.popen.stdout:
+            self.popen.stdout.close()
+        self._log.close()  # type: ignore[attr-defined]
+
+
+class LocalRunner:
+    name = "local"
+
+    def __init__(
+        self, upstream_src: dict[str, Path] | None = None, reporter: Reporter | None = None
+    ) -> None:
+        self.upstream_src = upstream_src or {}
+        self.reporter = reporter or SilentReporter(quiet=True)
+
+    def start(self, launch: Launch) -> LocalProcess:
+        folder = ImageFolder.at(launch.image)
+        venv = venv_for(folder, self.reporter)
+        stage = stage_data(
+            launch.mounts.data,
+            launch.mounts.outputs.parent
+            / ".data-stage"
+            / f"{launch.model}-{launch.command}-{os.getpid()}",
+        )
+        for path in (launch.mounts.checkpoints, launch.mounts.outputs):
+            path.mkdir(parents=True, exist_ok=True)
+        python_path = [str(SDK_DIR)]
+        if launch.model in self.upstream_src:
+            python_path.append(str(Path(self.upstream_src[launch.model]).resolve()))
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("INPAINT_")},
+            ENV_DATA: str(stage),
+            ENV_JOB: str(launch.mounts.job.resolve()),
+            ENV_CHECKPOINTS: str(launch.mounts.checkpoints.resolve()),
+            ENV_OUTPUTS: str(launch.mounts.outputs.resolve()),
+            "INPAINT_CONTRACTS": str(contracts_dir()),
+            CONTRACTS_ENV: str(contracts_dir()),
+            "PYTHONPATH": os.pathsep.join(python_path),
+            "PYTHONUNBUFFERED": "1",
+            "CUDA_VISIBLE_DEVICES": "" if launch.gpu is None else str(launch.gpu),
+            **launch.env,
+        }
+        entry = list(folder.manifest["entrypoint"])
+        if entry and entry[0] in ("python", "python3"):
+            entry[0] = str(venv / "bin" / "python")
+        argv = [*entry, launch.command, str(launch.mounts.job.resolve())]
+        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_handle = open(launch.log_path, "ab")  # noqa: SIM115 - closed in cleanup()
+        log.debug("local: %s (cwd %s)", argv, folder.path)
+        popen = subprocess.Popen(
+            argv,
+            cwd=folder.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log_handle,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_detach_and_die_with_parent,
+        )
+        return LocalProcess(popen, log_handle)

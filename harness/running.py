@@ -1,0 +1,112 @@
+"""Glue behind `inpaint-bench run`: pick the profile and runner, make sure the data is there,
+then hand over to the pipeline."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from harness.autoprofile import choose_profile
+from harness.config import load_benchmark
+from harness.data.check import check_data
+from harness.errors import DataError, HarnessError
+from harness.pipeline import Pipeline, RunSummary
+from harness.progress import Reporter
+from harness.runners.base import Runner
+from harness.runners.local import LocalRunner
+
+log = logging.getLogger(__name__)
+
+
+def choose_runner(requested: str, upstream: dict[str, Path], reporter: Reporter) -> Runner:
+    """docker when asked for (or when an engine answers under auto), otherwise local."""
+    if requested in ("docker", "auto"):
+        try:
+            from harness.runners.docker import DockerRunner, engine_problem
+        except ImportError as error:
+            if requested == "docker":
+                raise HarnessError(
+                    f"the docker runner is unavailable: {error}",
+                    "pip install 'inpaint-bench[docker]'",
+                ) from None
+            reporter.note(f"runner: local (the docker runner is unavailable: {error})")
+            return LocalRunner(upstream, reporter)
+        problem = engine_problem()
+        if problem is None:
+            reporter.note("runner: docker (an engine answers)")
+            return DockerRunner(upstream_src=upstream, reporter=reporter)
+        if requested == "docker":
+            raise HarnessError(
+                f"--runner docker: {problem}", "start the Docker engine, or use --runner local"
+            )
+        reporter.note(f"runner: local ({problem})")
+        return LocalRunner(upstream, reporter)
+    reporter.note("runner: local (asked for with --runner local)")
+    return LocalRunner(upstream, reporter)
+
+
+def ensure_data(config_path: Path, profile_name: str, reporter: Reporter) -> None:
+    """Build the bundled sample set when it is missing; check any data tree before training."""
+    bench = load_benchmark(config_path)
+    profile = bench.profile(profile_name)
+    if profile_name == "sample" and not profile.data_root.exists():
+        from harness.data.sample import build_sample_set
+
+        reporter.note(f"building the sample set in {profile.data_root} (first run)")
+        build_sample_set(profile, profile.seed, reporter)
+    problems = check_data(profile, reporter)
+    if problems:
+        lines = [f"{p.path}: {p.message}" if p.path else p.message for p in problems[:10]]
+        more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise DataError(
+            f"{profile.data_root}: the data does not match profile {profile_name!r}:\n"
+            + "\n".join(lines)
+            + more,
+            f"run `inpaint-bench data check --profile {profile_name}` for every problem and hint",
+        )
+
+
+def run_command(
+    config_path: Path,
+    profile_name: str,
+    run_dir: Path | None,
+    runner_name: str,
+    gpu: int | None,
+    upstream: dict[str, Path],
+    max_steps: int | None,
+    reporter: Reporter,
+) -> RunSummary:
+    bench = load_benchmark(config_path)
+    choice = choose_profile(bench, profile_name)
+    reporter.note(f"profile: {choice.profile} ({choice.reason})")
+    ensure_data(config_path, choice.profile, reporter)
+    profile = bench.profile(choice.profile)
+    runner = choose_runner(runner_name, upstream, reporter)
+    run_dir = run_dir or config_path.parent / "runs" / choice.profile
+    reporter.note(f"run folder: {run_dir}")
+    pipeline = Pipeline(
+        profile,
+        run_dir,
+        runner,
+        reporter,
+        gpu=gpu,
+        max_steps=max_steps,
+        image_base=config_path.resolve().parent,
+    )
+    return pipeline.run()
+
+
+def format_summary(summary: RunSummary) -> str:
+    rows = [(s.kind, s.label, s.status, s.reason) for s in summary.steps]
+    widths = [
+        max([len(r[i]) for r in rows] + [len(h)])
+        for i, h in enumerate(("step", "job", "status", "reason"))
+    ]
+    widths[3] = 0
+    lines = [f"run {summary.run_dir} (profile {summary.profile}, runner {summary.runner})"]
+    header = ("step", "job", "status", "reason")
+    for row in [header, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    failed = len(summary.failed)
+    lines.append(f"{len(summary.steps) - failed} step(s) ok, {failed} failed")
+    return "\n".join(lines)
