@@ -43,12 +43,16 @@ def _register() -> None:
     from harness.commands import config as config_commands
     from harness.commands import contract as contract_commands
     from harness.commands import data as data_commands
+    from harness.commands import images as image_commands
     from harness.commands import run as run_commands
+    from harness.commands import validate as validate_commands
 
     cli.add_command(data_commands.data)
     cli.add_command(config_commands.config)
     cli.add_command(contract_commands.contract)
     cli.add_command(run_commands.run)
+    cli.add_command(validate_commands.validate)
+    cli.add_command(image_commands.images)
 
 
 _register()

@@ -50,6 +50,7 @@ class Runtime:
     pids_limit: int = 1024
     setup_cap_s: float = 1800.0
     grace_s: float = 60.0
+    sandbox_relaxations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def _resolve_profile(bench: Benchmark, name: str) -> Profile:
         pids_limit=rt.get("pids_limit", 1024),
         setup_cap_s=parse_duration(rt.get("setup_cap", "30m")),
         grace_s=parse_duration(rt.get("grace", "60s")),
+        sandbox_relaxations=tuple(k for k, on in rt.get("sandbox", {}).items() if on),
     )
     masks = prof["masks"]
     low, high = masks.get("hole_range", [0.01, 0.6])

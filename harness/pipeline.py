@@ -5,6 +5,8 @@ content key, so a rerun skips what is done and a crash loses nothing that comple
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -73,6 +75,7 @@ class Pipeline:
         self.max_steps = max_steps
         self.image_base = image_base
         self.layout = DataLayout(profile.data_root)
+        self.run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:12]
 
     # --- the run, top to bottom ---------------------------------------------------------------
 
@@ -86,6 +89,9 @@ class Pipeline:
         data_id = data_identity(self.profile.data_root)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_info(data_id)
+        leftovers = getattr(self.runner, "remove_leftovers", None)
+        if leftovers is not None and leftovers(self.run_id):
+            self.reporter.note("removed containers an interrupted run left behind")
         with Ledger.in_run_dir(self.run_dir) as ledger:
             inputs = {
                 t: self._masked_inputs(ledger, summary, t, data_id) for t in self.profile.test_sets
@@ -184,6 +190,7 @@ class Pipeline:
         def on_violation(line_no: int, message: str) -> None:
             ledger.add_violation(key, attempt, line_no, message)
 
+        launch = dataclasses.replace(launch, key=key, run_id=self.run_id)
         process = self.runner.start(launch)
         try:
             with job_display(self.reporter, label, launch.limits.budget_s) as display:
@@ -222,7 +229,7 @@ class Pipeline:
         if "describe" not in folder.manifest["commands"]:
             return
         doc = describe_job("", self.profile, model, self.device, folder.manifest)
-        parts = {"image": folder.digest, "job": spec_of(doc)}
+        parts = {"model": model.name, "image": folder.digest, "job": spec_of(doc)}
 
         def body(key: str, attempt: int) -> dict[str, Any]:
             work = self.run_dir / "describe" / model.name
@@ -263,7 +270,13 @@ class Pipeline:
         data_id: str,
     ) -> StepResult:
         doc = train_job("", self.profile, model, self.device, folder.manifest, self.max_steps)
-        parts = {"image": folder.digest, "data": data_id, "source": source, "job": spec_of(doc)}
+        parts = {
+            "model": model.name,
+            "image": folder.digest,
+            "data": data_id,
+            "source": source,
+            "job": spec_of(doc),
+        }
         label = f"{model.name} on {source}"
 
         def body(key: str, attempt: int) -> dict[str, Any]:
@@ -329,7 +342,7 @@ class Pipeline:
             )
             return
         doc = predict_job("", self.profile, model, self.device, folder.manifest)
-        parts = {"train": train.key, "set": test_set, "inputs": str(inputs), "job": spec_of(doc)}
+        parts = {"model": model.name, "train": train.key, "set": test_set, "job": spec_of(doc)}
         final = self.run_dir / "predictions" / source / model.name / test_set
 
         def body(key: str, attempt: int) -> dict[str, Any]:

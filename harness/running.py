@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from harness.autoprofile import choose_profile
-from harness.config import load_benchmark
+from harness.config import Runtime, load_benchmark
 from harness.data.check import check_data
 from harness.errors import DataError, HarnessError
 from harness.pipeline import Pipeline, RunSummary
@@ -18,7 +19,13 @@ from harness.runners.local import LocalRunner
 log = logging.getLogger(__name__)
 
 
-def choose_runner(requested: str, upstream: dict[str, Path], reporter: Reporter) -> Runner:
+def choose_runner(
+    requested: str,
+    upstream: dict[str, Path],
+    reporter: Reporter,
+    runtime: Runtime | None = None,
+    base_image: str | None = None,
+) -> Runner:
     """docker when asked for (or when an engine answers under auto), otherwise local."""
     if requested in ("docker", "auto"):
         try:
@@ -34,7 +41,12 @@ def choose_runner(requested: str, upstream: dict[str, Path], reporter: Reporter)
         problem = engine_problem()
         if problem is None:
             reporter.note("runner: docker (an engine answers)")
-            return DockerRunner(upstream_src=upstream, reporter=reporter)
+            from harness.runners.sandbox import Relaxations
+
+            relax = Relaxations(
+                **dict.fromkeys(runtime.sandbox_relaxations if runtime else (), True)
+            )
+            return DockerRunner(runtime, relax, upstream, reporter, base_image=base_image)
         if requested == "docker":
             raise HarnessError(
                 f"--runner docker: {problem}", "start the Docker engine, or use --runner local"
@@ -81,7 +93,7 @@ def run_command(
     reporter.note(f"profile: {choice.profile} ({choice.reason})")
     ensure_data(config_path, choice.profile, reporter)
     profile = bench.profile(choice.profile)
-    runner = choose_runner(runner_name, upstream, reporter)
+    runner = choose_runner(runner_name, upstream, reporter, profile.runtime)
     run_dir = run_dir or config_path.parent / "runs" / choice.profile
     reporter.note(f"run folder: {run_dir}")
     pipeline = Pipeline(
@@ -110,3 +122,23 @@ def format_summary(summary: RunSummary) -> str:
     failed = len(summary.failed)
     lines.append(f"{len(summary.steps) - failed} step(s) ok, {failed} failed")
     return "\n".join(lines)
+
+
+def resolve_target(target: str, runner: Runner) -> tuple[str, dict[str, Any] | None]:
+    """An image folder, a model of benchmark.yaml, or (docker) a built image reference →
+    (what the runner launches, its manifest when read without running it)."""
+    path = Path(target)
+    if path.is_dir():
+        return str(path.resolve()), None
+    folder = Path("images") / target
+    if (folder / "manifest.json").is_file():
+        return str(folder.resolve()), None
+    labels = getattr(runner, "image_labels", None)
+    if labels is None:
+        raise HarnessError(
+            f"{target}: not an image folder or model name",
+            "pass images/<name>; built image references need --runner docker",
+        )
+    from harness.contract import manifest_from_labels
+
+    return target, manifest_from_labels(labels(target), target)

@@ -177,3 +177,72 @@ def set_threads() -> None:
     """Use the CPUs the container was given, not the host's count."""
     if hasattr(os, "sched_getaffinity"):
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+
+
+# --- pretrained loss networks -------------------------------------------------------------
+# Baked into images at build time ($TORCH_HOME/hub/checkpoints); nothing downloads at run time.
+# The file names carry the first hex digits of their sha256, which torchvision also checks.
+PRETRAINED = {
+    "vgg16": ("https://download.pytorch.org/models/vgg16-397923af.pth", "397923af"),
+    "vgg19": ("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "dcbb9e9d"),
+    "alexnet": ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "7be5be79"),
+}
+RANDOM_WEIGHTS_ENV = "INPAINT_RANDOM_LOSS_WEIGHTS"
+
+
+def pretrained_path(arch: str) -> Path:
+    url, _ = PRETRAINED[arch]
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_pretrained(arch: str, warn: Callable[[str], None]) -> str:
+    """Make `torchvision.models.<arch>(pretrained=True)` work offline; say where weights came from.
+
+    With the baked file present (and its sha256 matching the prefix in its name) nothing changes.
+    Without it, only when $INPAINT_RANDOM_LOSS_WEIGHTS=1 (tests of plumbing), the constructor is
+    replaced by a seeded random-init one and `warn` is told so; otherwise BadData says what to do.
+    """
+    import torchvision
+
+    path = pretrained_path(arch)
+    _, prefix = PRETRAINED[arch]
+    if path.is_file():
+        digest = sha256_of(path)
+        if not digest.startswith(prefix):
+            raise BadData(
+                f"{path}: sha256 {digest[:12]}… does not match {prefix}; rebuild the image"
+            )
+        return f"pretrained ({path.name}, sha256 {digest})"
+    if os.environ.get(RANDOM_WEIGHTS_ENV) != "1":
+        raise BadData(
+            f"{path}: pretrained {arch} weights are missing; build the image on a connected host "
+            f"(they are baked at build time) or place the file there"
+        )
+    original = getattr(torchvision.models, arch)
+
+    def random_init(*args: Any, **kwargs: Any) -> torch.nn.Module:
+        kwargs.pop("pretrained", None)
+        kwargs.pop("weights", None)
+        state = torch.get_rng_state()
+        torch.manual_seed(0)  # the same random network in every process
+        try:
+            return original(*args, weights=None, **kwargs)
+        finally:
+            torch.set_rng_state(state)
+
+    setattr(torchvision.models, arch, random_init)
+    warn(
+        f"{arch} loss network has seeded RANDOM weights ({RANDOM_WEIGHTS_ENV}=1): "
+        "a plumbing test only; nothing trained this way means anything"
+    )
+    return f"random ({RANDOM_WEIGHTS_ENV}=1, plumbing test only)"

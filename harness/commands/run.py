@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -53,6 +54,8 @@ def run(
         inpaint-bench run --profile sample --runner local
         inpaint-bench run --profile seed --gpu 0 --run-dir runs/seed
     """
+    # SIGTERM ends the harness like Ctrl-C: the running job's container or process is removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     reporter = make_reporter(quiet)
     summary = run_command(
         config_path, profile, run_dir, runner, gpu, dict(upstream_src), max_steps, reporter

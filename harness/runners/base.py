@@ -48,6 +48,9 @@ class Launch:
     log_path: Path
     gpu: int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    key: str = ""  # the ledger key of the step: names its container
+    run_id: str = ""  # identifies the run folder: labels its containers
+    uid_gid: tuple[int, int] | None = None  # docker: run as this user (default: the invoker)
 
 
 class Process(Protocol):

@@ -166,8 +166,7 @@ class LocalRunner:
         for path in (launch.mounts.checkpoints, launch.mounts.outputs):
             path.mkdir(parents=True, exist_ok=True)
         python_path = [str(SDK_DIR)]
-        if launch.model in self.upstream_src:
-            python_path.append(str(Path(self.upstream_src[launch.model]).resolve()))
+        upstream = self.upstream_src.get(launch.model) or self.upstream_src.get(folder.name)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("INPAINT_")},
             ENV_DATA: str(stage),
@@ -177,6 +176,7 @@ class LocalRunner:
             "INPAINT_CONTRACTS": str(contracts_dir()),
             CONTRACTS_ENV: str(contracts_dir()),
             "PYTHONPATH": os.pathsep.join(python_path),
+            **({"INPAINT_UPSTREAM": str(Path(upstream).resolve())} if upstream else {}),
             "PYTHONUNBUFFERED": "1",
             "CUDA_VISIBLE_DEVICES": "" if launch.gpu is None else str(launch.gpu),
             **launch.env,

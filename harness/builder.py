@@ -1,0 +1,191 @@
+"""`inpaint-bench images build`: assemble a build context and build it with BuildKit.
+
+The context holds the image folder, the adapter SDK (`sdk/`), the contract schemas
+(`contracts/v1/`) and, for wrapped models, the authors' code at the pinned commit (`upstream/`),
+cloned at build time and verified, or taken from `--upstream-src`. Nothing upstream is ever
+committed here. The manifest becomes the image label `dev.inpaint-bench.manifest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.contract import MANIFEST_LABEL, contracts_dir
+from harness.errors import DockerUnavailable, HarnessError
+from harness.images import SDK_DIR, ImageFolder
+from harness.progress import Reporter, SilentReporter
+
+CACHE_ENV = "INPAINT_BENCH_CACHE"
+DOCKER_CLI_ENV = "INPAINT_BENCH_DOCKER_CLI"
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "inpaint-bench"))
+
+
+def docker_cli() -> str:
+    """Debian's 20.10 client has the engine's BuildKit; a newer static client without buildx
+    silently falls back to the legacy builder, so prefer /usr/bin/docker when it is there."""
+    if os.environ.get(DOCKER_CLI_ENV):
+        return os.environ[DOCKER_CLI_ENV]
+    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise HarnessError(f"git {' '.join(args)}: {result.stderr.strip()[-500:]}")
+    return result.stdout.strip()
+
+
+def upstream_checkout(
+    folder: ImageFolder, override: Path | None, reporter: Reporter
+) -> Path | None:
+    """The authors' source at the manifest's pinned commit: the override, or a verified clone."""
+    upstream = folder.manifest.get("upstream")
+    if upstream is None:
+        return None
+    commit = upstream["commit"]
+    if override is not None:
+        override = Path(override)
+        if (override / ".git").exists():
+            head = _git("rev-parse", "HEAD", cwd=override)
+            if head != commit:
+                raise HarnessError(
+                    f"{override}: checkout is at {head[:12]}, {folder.name}'s manifest pins "
+                    f"{commit[:12]}",
+                    f"git -C {override} checkout {commit}",
+                )
+        return override
+    target = cache_root() / "upstream" / f"{folder.name}-{commit[:12]}"
+    if target.is_dir():
+        return target
+    reporter.note(f"fetching {upstream['url']} at {commit[:12]}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=_mkdir(target.parent)))
+    try:
+        _git("clone", "--quiet", upstream["url"], str(tmp / "src"))
+        _git("checkout", "--quiet", commit, cwd=tmp / "src")
+        head = _git("rev-parse", "HEAD", cwd=tmp / "src")
+        if head != commit:
+            raise HarnessError(f"{upstream['url']}: checked out {head}, expected {commit}")
+        os.replace(tmp / "src", target)
+    except HarnessError as error:
+        raise HarnessError(
+            f"{folder.name}: cannot fetch its upstream source: {error.message}",
+            f"on an offline host pass --upstream-src {folder.name}=PATH (a checkout of "
+            f"{upstream['url']} at {commit})",
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def assemble_context(folder: ImageFolder, upstream: Path | None, into: Path) -> str:
+    """Fill `into` with the build context; return the sha256 of everything in it."""
+    shutil.copytree(folder.path, into, ignore=_IGNORED, dirs_exist_ok=True)
+    shutil.copytree(SDK_DIR, into / "sdk", ignore=_IGNORED)
+    shutil.copytree(contracts_dir(), into / "contracts" / "v1", ignore=_IGNORED)
+    if upstream is not None:
+        shutil.copytree(upstream, into / "upstream", ignore=_IGNORED, symlinks=True)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in into.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(into)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def image_tag(folder: ImageFolder, context_digest: str, base_image: str | None) -> str:
+    key = hashlib.sha256(f"{context_digest}\0{base_image or ''}".encode()).hexdigest()
+    return f"inpaint-bench/{folder.name}:{key[:16]}"
+
+
+def build_command(
+    context: Path, tag: str, manifest: dict[str, Any], base_image: str | None, pip_ca: Path | None
+) -> list[str]:
+    command = [
+        docker_cli(),
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        tag,
+        "--label",
+        f"{MANIFEST_LABEL}={json.dumps(manifest, sort_keys=True)}",
+    ]
+    if base_image:
+        command += ["--build-arg", f"BASE_IMAGE={base_image}"]
+    if pip_ca is not None:
+        # A secret, never a build argument: build arguments are visible in `docker history`.
+        command += ["--secret", f"id=pipca,src={pip_ca}"]
+    return [*command, str(context)]
+
+
+def pip_ca_bundle() -> Path | None:
+    """The CA bundle pip uses here (TLS-intercepting proxies), if any."""
+    for candidate in (os.environ.get("PIP_CERT"), "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def build_image(
+    path: Path,
+    upstream_override: Path | None = None,
+    base_image: str | None = None,
+    reporter: Reporter | None = None,
+    client: Any = None,
+) -> str:
+    """Build `images/<name>` (reused when an image of the same content exists); return its tag."""
+    reporter = reporter or SilentReporter(quiet=True)
+    folder = ImageFolder.at(path)
+    if not (folder.path / "Dockerfile").is_file():
+        raise HarnessError(f"{folder.path}: no Dockerfile", "see docs/adding-a-model.md")
+    upstream = upstream_checkout(folder, upstream_override, reporter)
+    with tempfile.TemporaryDirectory(prefix=f"inpaint-bench-build-{folder.name}-") as tmp:
+        context = Path(tmp) / "context"
+        digest = assemble_context(folder, upstream, context)
+        tag = image_tag(folder, digest, base_image)
+        if client is not None and _exists(client, tag):
+            return tag
+        command = build_command(context, tag, folder.manifest, base_image, pip_ca_bundle())
+        reporter.note(f"building {tag}")
+        logs = cache_root() / "build-logs" / f"{folder.name}.log"
+        _mkdir(logs.parent)
+        with open(logs, "w") as handle:
+            try:
+                result = subprocess.run(
+                    command,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "DOCKER_BUILDKIT": "1"},
+                )
+            except FileNotFoundError:
+                raise DockerUnavailable(
+                    f"{command[0]}: docker CLI not found", "install Docker, or use --runner local"
+                ) from None
+        if result.returncode != 0:
+            tail = logs.read_text()[-1500:]
+            raise HarnessError(f"{folder.path}: docker build failed (log: {logs}):\n{tail}")
+    return tag
+
+
+def _exists(client: Any, tag: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(tag)
+    except ImageNotFound:
+        return False
+    return True

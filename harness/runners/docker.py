@@ -1,0 +1,187 @@
+"""The docker runner: each job in its model's image, through the Docker SDK for Python.
+
+Named containers, started detached with --init; the harness keeps its own clock (supervisor)
+and always removes its containers, also when it is interrupted. The only module that imports
+`docker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from harness.config import Runtime
+from harness.errors import DockerUnavailable
+from harness.progress import Reporter, SilentReporter
+from harness.runners.base import Launch
+from harness.runners.sandbox import LABEL_RUN, ContainerSpec, Relaxations, container_spec
+
+log = logging.getLogger(__name__)
+INSTALL_URL = "https://docs.docker.com/engine/install/"
+
+
+def engine_problem(client: Any = None) -> str | None:
+    """None when a Docker engine answers, else why not, in words."""
+    try:
+        client = client or docker.from_env(timeout=10)
+        client.ping()
+    except (DockerException, OSError) as error:
+        return f"no Docker engine answers ({type(error).__name__}); see {INSTALL_URL}"
+    return None
+
+
+def gpu_problem(client: Any) -> str | None:
+    runtimes = client.info().get("Runtimes", {}) or {}
+    if "nvidia" not in runtimes:
+        return (
+            "a GPU was asked for but this Docker engine has no 'nvidia' runtime; install the "
+            "NVIDIA Container Toolkit, or leave out --gpu to run on the CPU"
+        )
+    return None
+
+
+class DockerProcess:
+    def __init__(self, container: Any, log_path: Path) -> None:
+        self.container = container
+        self.log_path = log_path
+        self._stderr = threading.Thread(target=self._copy_stderr, daemon=True)
+        self._stderr.start()
+
+    def _copy_stderr(self) -> None:
+        with contextlib.suppress(DockerException, OSError), open(self.log_path, "ab") as handle:
+            for chunk in self.container.logs(stdout=False, stderr=True, stream=True, follow=True):
+                handle.write(chunk)
+                handle.flush()
+
+    def stdout_chunks(self) -> Iterator[bytes]:
+        with contextlib.suppress(DockerException, OSError):
+            yield from self.container.logs(stdout=True, stderr=False, stream=True, follow=True)
+
+    def send_signal(self, signum: int) -> None:
+        with contextlib.suppress(NotFound, APIError):
+            self.container.kill(signal=int(signum))
+
+    def wait(self, timeout: float | None) -> int | None:
+        if timeout == 0:
+            with contextlib.suppress(NotFound, APIError):
+                self.container.reload()
+                state = self.container.attrs["State"]
+                return None if state.get("Running") else int(state.get("ExitCode", -1))
+            return -1
+        try:
+            result = self.container.wait(timeout=timeout) if timeout else self.container.wait()
+        except Exception:  # requests' ReadTimeout / ConnectionError: still running
+            return None
+        return int(result.get("StatusCode", -1))
+
+    def oom_killed(self) -> bool:
+        with contextlib.suppress(NotFound, APIError):
+            self.container.reload()
+            return bool(self.container.attrs["State"].get("OOMKilled"))
+        return False
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(NotFound, APIError):
+            self.container.remove(force=True)
+        self._stderr.join(timeout=5)
+
+
+class DockerRunner:
+    name = "docker"
+
+    def __init__(
+        self,
+        runtime: Runtime | None = None,
+        relax: Relaxations | None = None,
+        upstream_src: dict[str, Path] | None = None,
+        reporter: Reporter | None = None,
+        client: Any = None,
+        base_image: str | None = None,
+    ) -> None:
+        self.client = client or docker.from_env(timeout=120)
+        self.runtime = runtime or Runtime()
+        self.relax = relax or Relaxations()
+        self.upstream_src = upstream_src or {}
+        self.base_image = base_image
+        self.reporter = reporter or SilentReporter(quiet=True)
+        self.images: dict[str, str] = {}  # image folder → built image reference
+        if self.relax.active():
+            relaxed = ", ".join(self.relax.active())
+            self.reporter.note(f"sandbox relaxed by configuration: {relaxed}")
+
+    def image_for(self, launch: Launch) -> str:
+        """The built image for `launch.image` (a folder is built once, then reused)."""
+        if launch.image in self.images:
+            return self.images[launch.image]
+        from harness.builder import build_image  # imported late: builds shell out to docker
+
+        ref = build_image(
+            Path(launch.image),
+            self.upstream_src.get(launch.model),
+            self.base_image,
+            self.reporter,
+            self.client,
+        )
+        self.images[launch.image] = ref
+        return ref
+
+    def spec(self, launch: Launch, image: str) -> ContainerSpec:
+        return container_spec(
+            launch,
+            image,
+            self.runtime,
+            launch.run_id or "adhoc",
+            launch.key or launch.model,
+            self.relax,
+            launch.uid_gid,
+        )
+
+    def image_labels(self, ref: str) -> dict[str, str]:
+        try:
+            image = self.client.images.get(ref)
+        except ImageNotFound:
+            raise DockerUnavailable(
+                f"{ref}: image not found", "build it with `inpaint-bench images build`"
+            ) from None
+        return dict(image.labels or {})
+
+    def remove_leftovers(self, run_id: str) -> int:
+        """Remove containers a killed harness left behind for this run folder."""
+        found = self.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+        for container in found:
+            with contextlib.suppress(NotFound, APIError):
+                container.remove(force=True)
+        return len(found)
+
+    def start(self, launch: Launch) -> DockerProcess:
+        image = launch.image if not Path(launch.image).is_dir() else self.image_for(launch)
+        spec = self.spec(launch, image)
+        kwargs = spec.run_kwargs()
+        if spec.gpu is not None:
+            problem = gpu_problem(self.client)
+            if problem:
+                raise DockerUnavailable(problem)
+            kwargs["device_requests"] = [
+                docker.types.DeviceRequest(device_ids=[str(spec.gpu)], capabilities=[["gpu"]])
+            ]
+        with contextlib.suppress(NotFound):
+            self.client.containers.get(spec.name).remove(force=True)
+        for path in (launch.mounts.checkpoints, launch.mounts.outputs):
+            path.mkdir(parents=True, exist_ok=True)
+        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            container = self.client.containers.run(**kwargs)
+        except ImageNotFound:
+            raise DockerUnavailable(
+                f"{image}: image not found", "build it with `inpaint-bench images build`"
+            ) from None
+        except APIError as error:
+            raise DockerUnavailable(f"{image}: the engine refused to start it: {error}") from None
+        return DockerProcess(container, launch.log_path)

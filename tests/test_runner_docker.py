@@ -1,0 +1,157 @@
+"""The docker runner's sandbox as data, and its calls to the Docker SDK (fake client)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.config import Runtime
+from harness.errors import DockerUnavailable
+from harness.runners.base import Launch, Limits, Mounts
+from harness.runners.sandbox import Relaxations, container_name, container_spec
+
+docker = pytest.importorskip("docker")
+
+from harness.runners.docker import DockerRunner  # noqa: E402
+
+
+def predict_launch(tmp_path: Path, gpu: int | None = None) -> Launch:
+    for name in ("inputs", "masks", "ck", "out", "job"):
+        (tmp_path / name).mkdir(exist_ok=True)
+    (tmp_path / "job" / "job.json").write_text("{}")
+    return Launch(
+        model="gatedconv",
+        image="inpaint-bench/gatedconv:abc",
+        command="predict",
+        mounts=Mounts(
+            {"inputs": tmp_path / "inputs", "masks": tmp_path / "masks"},
+            tmp_path / "job" / "job.json",
+            tmp_path / "ck",
+            tmp_path / "out",
+        ),
+        limits=Limits(60, 60, 5),
+        log_path=tmp_path / "log.txt",
+        gpu=gpu,
+        key="k" * 64,
+        run_id="r" * 12,
+    )
+
+
+def test_sandbox_defaults(tmp_path: Path) -> None:
+    spec = container_spec(
+        predict_launch(tmp_path), "img", Runtime(), "run1", "key1", uid_gid=(1234, 5678)
+    )
+    assert spec.network_disabled and spec.read_only
+    assert spec.user == "1234:5678"
+    assert spec.cap_drop == ["ALL"] and spec.security_opt == ["no-new-privileges"]
+    assert "/tmp" in spec.tmpfs and spec.init
+    assert spec.mem_limit == Runtime().memory_bytes and spec.pids_limit == Runtime().pids_limit
+    kwargs = spec.run_kwargs()
+    assert kwargs["memswap_limit"] == kwargs["mem_limit"] and kwargs["network_mode"] == "none"
+    mounts = {m.target: (m.source, m.read_only) for m in spec.mounts}
+    assert mounts["/inpaint/data/inputs"] == ((tmp_path / "inputs").resolve(), True)
+    assert mounts["/inpaint/data/masks"][1] is True
+    assert mounts["/inpaint/job"] == ((tmp_path / "job").resolve(), True)
+    assert mounts["/inpaint/checkpoints"][1] is False and mounts["/inpaint/outputs"][1] is False
+    assert spec.command == ["predict", "/inpaint/job/job.json"]
+    assert spec.environment["HOME"] == "/tmp"
+
+
+def test_ground_truth_is_never_mounted_for_predict(tmp_path: Path) -> None:
+    spec = container_spec(predict_launch(tmp_path), "img", Runtime(), "run1", "key1")
+    sources = {str(m.source) for m in spec.mounts}
+    assert not any("/test/" in s or s.endswith("/test") for s in sources)
+
+
+def test_relaxations_are_explicit(tmp_path: Path) -> None:
+    relax = Relaxations(network=True, writable_root=True, keep_capabilities=True, run_as_root=True)
+    spec = container_spec(predict_launch(tmp_path), "img", Runtime(), "run1", "key1", relax)
+    assert not spec.network_disabled and not spec.read_only
+    assert spec.cap_drop == [] and spec.user == "0:0"
+    assert spec.security_opt == ["no-new-privileges"]
+    assert relax.active() == ["network", "writable_root", "keep_capabilities", "run_as_root"]
+
+
+def test_container_names_are_deterministic() -> None:
+    assert container_name("r" * 20, "k" * 64) == f"inpaint-bench-{'r' * 12}-{'k' * 12}"
+
+
+class FakeContainer:
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.kwargs = kwargs
+        self.attrs = {"State": {"Running": False, "ExitCode": 0, "OOMKilled": False}}
+        self.removed = False
+        self.signals: list[int] = []
+
+    def logs(self, **kwargs: Any) -> Any:
+        return iter([b'{"event": "run_start"}\n'] if kwargs.get("stdout") else [])
+
+    def kill(self, signal: int) -> None:
+        self.signals.append(signal)
+
+    def reload(self) -> None:
+        return None
+
+    def wait(self, timeout: float | None = None) -> dict[str, int]:
+        return {"StatusCode": 0}
+
+    def remove(self, force: bool = False) -> None:
+        self.removed = True
+
+
+class FakeClient:
+    def __init__(self, runtimes: dict[str, Any] | None = None) -> None:
+        self.created: list[FakeContainer] = []
+        self.runtimes = runtimes or {"runc": {}}
+
+        class Containers:
+            def __init__(inner) -> None:
+                pass
+
+            def run(inner, **kwargs: Any) -> FakeContainer:
+                container = FakeContainer(kwargs)
+                self.created.append(container)
+                return container
+
+            def get(inner, name: str) -> FakeContainer:
+                raise docker.errors.NotFound("no such container")
+
+            def list(inner, **kwargs: Any) -> list[FakeContainer]:
+                return []
+
+        self.containers = Containers()
+
+    def info(self) -> dict[str, Any]:
+        return {"Runtimes": self.runtimes}
+
+
+def test_runner_starts_a_sandboxed_container_and_removes_it(tmp_path: Path) -> None:
+    client = FakeClient()
+    runner = DockerRunner(client=client)
+    process = runner.start(predict_launch(tmp_path))
+    kwargs = client.created[0].kwargs
+    assert kwargs["image"] == "inpaint-bench/gatedconv:abc"
+    assert kwargs["detach"] and kwargs["init"] and kwargs["network_disabled"]
+    assert kwargs["read_only"] and kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["labels"]["dev.inpaint-bench.run"] == "r" * 12
+    assert "device_requests" not in kwargs
+    assert b"".join(process.stdout_chunks()) == b'{"event": "run_start"}\n'
+    process.send_signal(15)
+    assert client.created[0].signals == [15]
+    process.cleanup()
+    assert client.created[0].removed
+
+
+def test_gpu_without_nvidia_runtime_is_a_clear_error(tmp_path: Path) -> None:
+    runner = DockerRunner(client=FakeClient())
+    with pytest.raises(DockerUnavailable, match="no 'nvidia' runtime"):
+        runner.start(predict_launch(tmp_path, gpu=0))
+
+
+def test_gpu_uses_a_device_request(tmp_path: Path) -> None:
+    client = FakeClient({"runc": {}, "nvidia": {}})
+    DockerRunner(client=client).start(predict_launch(tmp_path, gpu=1))
+    request = client.created[0].kwargs["device_requests"][0]
+    assert request["DeviceIDs"] == ["1"] and request["Capabilities"] == [["gpu"]]
