@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -47,7 +48,7 @@ def _git(*args: str, cwd: Path | None = None) -> str:
 
 
 def upstream_checkout(
-    folder: ImageFolder, override: Path | None, reporter: Reporter
+    folder: ImageFolder, override: Path | None, reporter: Reporter, name: str | None = None
 ) -> Path | None:
     """The authors' source at the manifest's pinned commit: the override, or a verified clone."""
     upstream = folder.manifest.get("upstream")
@@ -78,9 +79,10 @@ def upstream_checkout(
             raise HarnessError(f"{upstream['url']}: checked out {head}, expected {commit}")
         os.replace(tmp / "src", target)
     except HarnessError as error:
+        cause = re.sub(r"^.*?fatal: (unable to access '[^']*': )?", "", error.message, flags=re.S)
         raise HarnessError(
-            f"{folder.name}: cannot fetch its upstream source: {error.message}",
-            f"on an offline host pass --upstream-src {folder.name}=PATH (a checkout of "
+            f"{name or folder.name}: cannot fetch its upstream source ({cause})",
+            f"on an offline host pass --upstream-src {name or folder.name}=PATH (a checkout of "
             f"{upstream['url']} at {commit})",
         ) from None
     finally:

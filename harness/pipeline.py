@@ -38,7 +38,7 @@ class StepResult:
     kind: str
     label: str
     key: str
-    status: str  # done | failed | cached
+    status: str  # done | failed | cached | skipped
     reason: str
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -67,7 +67,7 @@ class Pipeline:
         image_base: Path | None = None,
     ) -> None:
         self.profile = profile
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).resolve()
         self.runner = runner
         self.reporter = reporter
         self.gpu = gpu
@@ -103,6 +103,11 @@ class Pipeline:
                         StepResult("resolve", model.name, "", "failed", self._folder_error)
                     )
                     continue
+                missing = self._unavailable(model, folder)
+                if missing:
+                    summary.steps.append(StepResult("resolve", model.name, "", "skipped", missing))
+                    self.reporter.note(f"skipping: {missing}")
+                    continue
                 self._describe(ledger, summary, model, folder)
                 for source in self.profile.sources:
                     train = self._train(ledger, summary, model, folder, source, data_id)
@@ -126,6 +131,11 @@ class Pipeline:
         except HarnessError as error:
             self._folder_error = str(error)
             return None
+
+    def _unavailable(self, model: ModelEntry, folder: ImageFolder) -> str | None:
+        """Why this runner cannot run the model at all here (e.g. no upstream source offline)."""
+        check = getattr(self.runner, "unavailable", None)
+        return check(model.name, folder) if check is not None else None
 
     def _write_run_info(self, data_id: str) -> None:
         info = {

@@ -120,7 +120,9 @@ def format_summary(summary: RunSummary) -> str:
     for row in [header, *rows]:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     failed = len(summary.failed)
-    lines.append(f"{len(summary.steps) - failed} step(s) ok, {failed} failed")
+    skipped = sum(s.status == "skipped" for s in summary.steps)
+    ok = len(summary.steps) - failed - skipped
+    lines.append(f"{ok} step(s) ok, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return "\n".join(lines)
 
 

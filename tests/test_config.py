@@ -169,3 +169,9 @@ def test_fuzzed_field_values_fail_only_with_config_errors(tmp_path_factory, fiel
         load_benchmark(path)
     except ConfigError as error:
         assert str(path) in str(error)
+
+
+@pytest.mark.parametrize("text", ["?\n", "{null: 1, 3: 2}\n", "{true: [1], 1.5: x}\n"])
+def test_non_string_keys_are_named_not_crashed_on(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="unknown field"):
+        load_benchmark(write(tmp_path, text))

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from runs import faulty, reference, tiny_run_profile
 
 from harness.ledger import Ledger
 from harness.pipeline import Pipeline, RunSummary
 from harness.progress import SilentReporter
 from harness.runners.local import LocalRunner
+from runs import faulty, reference, tiny_run_profile
 
 
 def run(profile, run_dir: Path) -> RunSummary:
@@ -128,3 +128,48 @@ def test_model_that_does_not_composite_is_flagged(tmp_path: Path) -> None:
     predict = steps["predict leaky (scenes) on faces_test"]
     assert predict.status == "done"
     assert predict.result["composites"] is False and predict.result["known_pixel_max_abs"] == 3
+
+
+def with_upstream(tmp_path: Path, url: str) -> Path:
+    import json
+    import shutil
+
+    from runs import FAULTY
+
+    folder = tmp_path / "wrapped"
+    shutil.copytree(FAULTY, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["upstream"] = {"url": url, "commit": "0" * 40, "license": "MIT"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_model_whose_upstream_cannot_be_fetched_is_skipped_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INPAINT_BENCH_CACHE", str(tmp_path / "cache"))
+    folder = with_upstream(tmp_path, "https://example.invalid/no-such-repo")
+    entry = faulty("wrapped", "none", 0.3)
+    profile = tiny_run_profile(
+        tmp_path, [entry.__class__(**{**entry.__dict__, "image": str(folder)})]
+    )
+    summary = run(profile, tmp_path / "run")
+    assert [s.status for s in summary.steps if s.kind == "resolve"] == ["skipped"]
+    reason = next(s.reason for s in summary.steps if s.kind == "resolve")
+    assert "cannot fetch its upstream source" in reason
+    assert "--upstream-src wrapped=PATH" in reason
+    assert not summary.failed
+
+
+def test_upstream_override_is_used_and_passed_to_the_adapter(tmp_path: Path) -> None:
+    folder = with_upstream(tmp_path, "https://example.invalid/repo")
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    entry = faulty("wrapped", "none", 0.3)
+    profile = tiny_run_profile(
+        tmp_path, [entry.__class__(**{**entry.__dict__, "image": str(folder)})]
+    )
+    reporter = SilentReporter(quiet=True)
+    runner = LocalRunner({"wrapped": checkout}, reporter)
+    summary = Pipeline(profile, tmp_path / "run", runner, reporter).run()
+    assert not summary.failed and not [s for s in summary.steps if s.status == "skipped"]

@@ -154,19 +154,34 @@ class LocalRunner:
         self.upstream_src = upstream_src or {}
         self.reporter = reporter or SilentReporter(quiet=True)
 
+    def upstream_for(self, model: str, folder: ImageFolder) -> Path | None:
+        """The override for this model, else a verified clone at the pinned commit (cached)."""
+        from harness.builder import upstream_checkout
+
+        override = self.upstream_src.get(model) or self.upstream_src.get(folder.name)
+        return upstream_checkout(folder, override, self.reporter, model)
+
+    def unavailable(self, model: str, folder: ImageFolder) -> str | None:
+        """Why the model cannot run locally: its upstream source cannot be had."""
+        try:
+            self.upstream_for(model, folder)
+        except HarnessError as error:
+            return f"{error.message} ({error.hint})" if error.hint else error.message
+        return None
+
     def start(self, launch: Launch) -> LocalProcess:
         folder = ImageFolder.at(launch.image)
         venv = venv_for(folder, self.reporter)
         stage = stage_data(
-            launch.mounts.data,
-            launch.mounts.outputs.parent
+            {name: Path(path).resolve() for name, path in launch.mounts.data.items()},
+            launch.mounts.outputs.resolve().parent
             / ".data-stage"
             / f"{launch.model}-{launch.command}-{os.getpid()}",
         )
         for path in (launch.mounts.checkpoints, launch.mounts.outputs):
             path.mkdir(parents=True, exist_ok=True)
         python_path = [str(SDK_DIR)]
-        upstream = self.upstream_src.get(launch.model) or self.upstream_src.get(folder.name)
+        upstream = self.upstream_for(launch.model, folder)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("INPAINT_")},
             ENV_DATA: str(stage),

@@ -28,15 +28,20 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-def field_path(parts: Iterable[str | int]) -> str:
+def field_path(parts: Iterable[Any]) -> str:
     """`["models", "aotgan", "batch_size"]` → `models.aotgan.batch_size`; list items as `[i]`."""
     out = ""
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            # Keys come from untrusted documents: a newline in one must not start a new message.
-            text = part if part.isprintable() else json.dumps(part)
+            # Keys come from untrusted documents (YAML allows null, numbers and booleans as
+            # keys): a newline in one must not start a new message.
+            text = (
+                part
+                if isinstance(part, str) and part.isprintable()
+                else json.dumps(part, default=str)
+            )
             out += f".{text}" if out else text
     return out or "(top level)"
 
@@ -54,10 +59,13 @@ def describe_error(error: ValidationError) -> str:
     got = _short(error.instance)
     if kind == "additionalProperties" and isinstance(error.instance, Mapping):
         allowed = sorted((error.schema.get("properties") or {}).keys())
-        extra = sorted(set(error.instance) - set(allowed))
+        extra = sorted(set(error.instance) - set(allowed), key=lambda k: json.dumps(k, default=str))
         unknown = ", ".join(repr(k) for k in extra)
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
-        return f"{field_path([*path, extra[0]] if extra else path)}: unknown field {unknown}{hint}"
+        # A non-string key (YAML allows them) is quoted so it never reads as a list index.
+        first = [k if isinstance(k, str) else json.dumps(k, default=str) for k in extra[:1]]
+        where = field_path([*path, *first])
+        return f"{where}: unknown field {unknown}{hint}"
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else str(expected)
         return f"{field_path([*path, missing])}: required field is missing"
