@@ -10,7 +10,7 @@ CONFIG  ?= benchmark.yaml
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,docker]'
+	$(BIN)/pip install --quiet -e '.[dev,docker,models]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,25 @@ _MIGRATIONS: list[tuple[str, str]] = [
         message TEXT NOT NULL
     );
     CREATE INDEX events_by_step ON events (step_key, attempt);
+    """,
+    ),
+    (
+        "0002_scores",
+        """
+    CREATE TABLE scores (
+        step_key TEXT NOT NULL REFERENCES steps(key),
+        source TEXT NOT NULL,
+        model TEXT NOT NULL,
+        test_set TEXT NOT NULL,
+        image TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        hole_fraction REAL,
+        bin TEXT,
+        metric TEXT NOT NULL,
+        value REAL,
+        PRIMARY KEY (step_key, image, variant, metric)
+    );
+    CREATE INDEX scores_by_cell ON scores (source, test_set, model, metric, variant);
     """,
     ),
 ]
@@ -249,8 +268,59 @@ class Ledger:
         )
         return [f"line {r['line_no']}: {r['message']}" for r in rows]
 
+    def put_scores(
+        self,
+        key: str,
+        where: Mapping[str, str],
+        rows: Sequence[Mapping[str, Any]],
+        metrics: list[str],
+    ) -> int:
+        """Replace the per-image scores of step `key` (one row per image, variant and metric;
+        a missing value, e.g. LPIPS without weights, is stored as NULL)."""
+        values = [
+            (
+                key,
+                where["source"],
+                where["model"],
+                where["test_set"],
+                row["image"],
+                row["variant"],
+                _number(row.get("hole_fraction")),
+                row.get("bin") or None,
+                metric,
+                _number(row.get(metric)),
+            )
+            for row in rows
+            for metric in metrics
+        ]
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM scores WHERE step_key = ?", (key,))
+            conn.executemany(
+                "INSERT INTO scores (step_key, source, model, test_set, image, variant,"
+                " hole_fraction, bin, metric, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        return len(values)
+
+    def score_rows(self) -> list[dict[str, Any]]:
+        """Every per-image score of the run's completed score steps."""
+        rows = self.conn.execute(
+            "SELECT s.source, s.model, s.test_set, s.image, s.variant, s.hole_fraction, s.bin,"
+            " s.metric, s.value FROM scores s JOIN steps t ON t.key = s.step_key"
+            " WHERE t.status = 'done' ORDER BY s.source, s.test_set, s.model, s.image"
+        )
+        return [dict(r) for r in rows]
+
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _number(value: Any) -> float | None:
+    """CSV cells arrive as text; an empty cell or NaN is a missing value."""
+    if value is None or value == "":
+        return None
+    number = float(value)
+    return None if number != number else number
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import __version__
+from harness import __version__, scoring
 from harness.config import ModelEntry, Profile
 from harness.data.atomic import atomic_write_text
 from harness.data.layout import DataLayout
@@ -65,6 +65,8 @@ class Pipeline:
         gpu: int | None = None,
         max_steps: int | None = None,
         image_base: Path | None = None,
+        score: bool = True,
+        weights_dir: Path | None = None,
     ) -> None:
         self.profile = profile
         self.run_dir = Path(run_dir).resolve()
@@ -74,6 +76,8 @@ class Pipeline:
         self.device = "cpu" if gpu is None else "cuda"
         self.max_steps = max_steps
         self.image_base = image_base
+        self.score = score
+        self.weights_dir = weights_dir
         self.layout = DataLayout(profile.data_root)
         self.run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:12]
 
@@ -347,9 +351,10 @@ class Pipeline:
     ) -> None:
         label = f"{model.name} ({source}) on {test_set}"
         if train.status == "failed":
-            summary.steps.append(
-                StepResult("predict", label, "", "failed", "not run: training failed")
-            )
+            step = StepResult("predict", label, "", "failed", "not run: training failed")
+            summary.steps.append(step)
+            if self.score:
+                scoring.score(self, ledger, summary, model, source, test_set, step)
             return
         doc = predict_job("", self.profile, model, self.device, folder.manifest)
         parts = {"model": model.name, "train": train.key, "set": test_set, "job": spec_of(doc)}
@@ -399,3 +404,5 @@ class Pipeline:
                 f"{final}: recorded as done but missing",
                 f"delete {self.run_dir / 'ledger.sqlite'} or the run folder and rerun",
             )
+        if self.score:
+            scoring.score(self, ledger, summary, model, source, test_set, step)

@@ -4,6 +4,7 @@ then hand over to the pipeline."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,32 +79,40 @@ def ensure_data(config_path: Path, profile_name: str, reporter: Reporter) -> Non
         )
 
 
-def run_command(
-    config_path: Path,
-    profile_name: str,
-    run_dir: Path | None,
-    runner_name: str,
-    gpu: int | None,
-    upstream: dict[str, Path],
-    max_steps: int | None,
-    reporter: Reporter,
-) -> RunSummary:
-    bench = load_benchmark(config_path)
-    choice = choose_profile(bench, profile_name)
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything `inpaint-bench run` was asked for."""
+
+    config_path: Path
+    profile: str
+    run_dir: Path | None
+    runner: str
+    gpu: int | None
+    upstream: dict[str, Path]
+    max_steps: int | None = None
+    weights_dir: Path | None = None
+    score: bool = True
+
+
+def run_command(request: RunRequest, reporter: Reporter) -> RunSummary:
+    bench = load_benchmark(request.config_path)
+    choice = choose_profile(bench, request.profile)
     reporter.note(f"profile: {choice.profile} ({choice.reason})")
-    ensure_data(config_path, choice.profile, reporter)
+    ensure_data(request.config_path, choice.profile, reporter)
     profile = bench.profile(choice.profile)
-    runner = choose_runner(runner_name, upstream, reporter, profile.runtime)
-    run_dir = run_dir or config_path.parent / "runs" / choice.profile
+    runner = choose_runner(request.runner, request.upstream, reporter, profile.runtime)
+    run_dir = request.run_dir or request.config_path.parent / "runs" / choice.profile
     reporter.note(f"run folder: {run_dir}")
     pipeline = Pipeline(
         profile,
         run_dir,
         runner,
         reporter,
-        gpu=gpu,
-        max_steps=max_steps,
-        image_base=config_path.resolve().parent,
+        gpu=request.gpu,
+        max_steps=request.max_steps,
+        image_base=request.config_path.resolve().parent,
+        score=request.score,
+        weights_dir=request.weights_dir,
     )
     return pipeline.run()
 

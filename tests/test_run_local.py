@@ -173,3 +173,35 @@ def test_upstream_override_is_used_and_passed_to_the_adapter(tmp_path: Path) -> 
     runner = LocalRunner({"wrapped": checkout}, reporter)
     summary = Pipeline(profile, tmp_path / "run", runner, reporter).run()
     assert not summary.failed and not [s for s in summary.steps if s.status == "skipped"]
+
+
+def test_scores_reach_the_ledger_and_match_an_independent_psnr(tmp_path: Path) -> None:
+    profile = tiny_run_profile(tmp_path, [reference("classical")])
+    summary = run(profile, tmp_path / "run")
+    scored = [s for s in summary.steps if s.kind == "score"]
+    assert [s.status for s in scored] == ["done"], [s.reason for s in scored]
+    with Ledger.in_run_dir(tmp_path / "run") as ledger:
+        rows = ledger.score_rows()
+    psnr = {
+        r["image"]: r["value"]
+        for r in rows
+        if r["metric"] == "psnr" and r["variant"] == "composite"
+    }
+    assert sorted(psnr) == [f"{i:06d}.png" for i in range(4)]
+    for name, value in psnr.items():
+        gt = np.asarray(Image.open(profile.data_root / "test" / "faces_test" / name), float)
+        hole = np.asarray(Image.open(profile.data_root / "masks" / "test" / name)) == 255
+        pred = np.asarray(
+            Image.open(
+                tmp_path / "run" / "predictions" / "scenes" / "classical" / "faces_test" / name
+            ),
+            float,
+        )
+        composite = np.where(hole[..., None], pred, gt)
+        mse = max(((composite - gt) ** 2).mean(), 1e-10)
+        assert abs(value - 10 * np.log10(255.0**2 / mse)) < 1e-6
+    metrics = {r["metric"] for r in rows}
+    assert {"psnr", "ssim_gauss", "psnr_hole", "l1_hole", "known_pixel_dev"} <= metrics
+    known = [r["value"] for r in rows if r["metric"] == "known_pixel_dev"]
+    assert known and all(v == 0.0 for v in known)
+    assert (tmp_path / "run" / "scores" / "scenes" / "classical" / "faces_test.csv").is_file()

@@ -17,7 +17,7 @@ from harness.options import (
     upstream_option,
 )
 from harness.progress import make_reporter
-from harness.running import format_summary, run_command
+from harness.running import RunRequest, format_summary, run_command
 
 
 @click.command()
@@ -33,6 +33,14 @@ from harness.running import format_summary, run_command
     default=None,
     help="Also stop training after this many optimiser steps.",
 )
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="TORCH_HOME-style folder with the LPIPS backbone weights "
+    "(local runner; the metrics image bakes its own).",
+)
+@click.option("--no-score", is_flag=True, help="Stop after the predictions.")
 @quiet_option
 def run(
     config_path: Path,
@@ -42,9 +50,11 @@ def run(
     gpu: int | None,
     upstream_src: tuple[tuple[str, Path], ...],
     max_steps: int | None,
+    weights_dir: Path | None,
+    no_score: bool,
     quiet: bool,
 ) -> None:
-    """Train each model on each training source under its budget, then predict every test set.
+    """Train each model on each training source under its budget, predict every test set, score.
 
     One job at a time. Completed steps are recorded in RUN_DIR/ledger.sqlite and skipped when
     the same command runs again; exits 1 after the summary if any step failed.
@@ -57,9 +67,18 @@ def run(
     # SIGTERM ends the harness like Ctrl-C: the running job's container or process is removed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     reporter = make_reporter(quiet)
-    summary = run_command(
-        config_path, profile, run_dir, runner, gpu, dict(upstream_src), max_steps, reporter
+    request = RunRequest(
+        config_path,
+        profile,
+        run_dir,
+        runner,
+        gpu,
+        dict(upstream_src),
+        max_steps,
+        weights_dir,
+        score=not no_score,
     )
+    summary = run_command(request, reporter)
     click.echo(format_summary(summary))
     if summary.failed:
         raise click.exceptions.Exit(1)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-Command = Literal["train", "predict", "describe"]
+Command = Literal["train", "predict", "describe", "score"]  # score: the metrics image
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.contract import (
     CONTRACTS_ENV,
@@ -145,6 +147,15 @@ class LocalProcess:
         self._log.close()  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class _PlainFolder:
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
 class LocalRunner:
     name = "local"
 
@@ -170,7 +181,15 @@ class LocalRunner:
         return None
 
     def start(self, launch: Launch) -> LocalProcess:
-        folder = ImageFolder.at(launch.image)
+        if launch.command == "score":
+            # The metrics image folder: no model manifest, no upstream; `score.py JOB`.
+            folder: Any = _PlainFolder(Path(launch.image).resolve())
+            entry = ["python", "score.py"]
+            upstream = None
+        else:
+            folder = ImageFolder.at(launch.image)
+            entry = list(folder.manifest["entrypoint"])
+            upstream = self.upstream_for(launch.model, folder)
         venv = venv_for(folder, self.reporter)
         stage = stage_data(
             {name: Path(path).resolve() for name, path in launch.mounts.data.items()},
@@ -181,7 +200,6 @@ class LocalRunner:
         for path in (launch.mounts.checkpoints, launch.mounts.outputs):
             path.mkdir(parents=True, exist_ok=True)
         python_path = [str(SDK_DIR)]
-        upstream = self.upstream_for(launch.model, folder)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("INPAINT_")},
             ENV_DATA: str(stage),
@@ -196,10 +214,10 @@ class LocalRunner:
             "CUDA_VISIBLE_DEVICES": "" if launch.gpu is None else str(launch.gpu),
             **launch.env,
         }
-        entry = list(folder.manifest["entrypoint"])
         if entry and entry[0] in ("python", "python3"):
             entry[0] = str(venv / "bin" / "python")
-        argv = [*entry, launch.command, str(launch.mounts.job.resolve())]
+        command = [] if launch.command == "score" else [launch.command]
+        argv = [*entry, *command, str(launch.mounts.job.resolve())]
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_handle = open(launch.log_path, "ab")  # noqa: SIM115 - closed in cleanup()
         log.debug("local: %s (cwd %s)", argv, folder.path)

@@ -136,7 +136,8 @@ def container_spec(
     return ContainerSpec(
         image=image,
         name=container_name(run_id, job_key),
-        command=[launch.command, JOB_PATH],
+        # The metrics image takes only the job; model images take the command, then the job.
+        command=[JOB_PATH] if launch.command == "score" else [launch.command, JOB_PATH],
         mounts=mounts,
         user="0:0" if relax.run_as_root else f"{uid}:{gid}",
         environment=environment,

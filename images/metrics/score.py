@@ -1,0 +1,529 @@
+"""Score a model's predictions against the ground truth: one CSV row per (image, variant).
+
+    python score.py JOB.json                       # here, with PYTHONPATH=contracts/sdk
+    python /inpaint/app/score.py /inpaint/job.json # in the metrics image (the ENTRYPOINT)
+
+The job (score_job.schema.json) names three folders whose PNGs pair by file name: ground truth,
+predictions and masks (255 = hole). Each file is decoded once, by a thread pool over all CPUs.
+Every metric is computed on two variants of each prediction: `composite` (the prediction in the
+hole, the ground truth elsewhere) and `raw` (the file as the model wrote it). Where the two are
+equal (models that composite themselves) the raw scores are copied, not recomputed.
+
+Outputs: the CSV (tidy: image, variant, hole_fraction, bin, one column per metric, and
+`<lpips column>_weights`), written to a temporary name and renamed; a sidecar `<stem>.meta.json`
+with conventions, the PSNR cap, LPIPS weight provenance, stage timings and counts; and JSON-line
+events on stdout (run_start, progress, warning, run_stop) valid under the model contract's event
+schema (run_start's command is "predict", its config says step "score"). An empty CSV cell is a
+missing value (NaN): no hole (or no known) pixels, or LPIPS weights missing.
+Exit codes as the SDK's: 0 done, 1 failure, 2 invalid job, 4 bad data (e.g. a missing prediction).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from inpaint_sdk import (
+    CONTRACT_VERSION,
+    EXIT_BAD_DATA,
+    EXIT_FAILURE,
+    EXIT_INVALID_JOB,
+    EXIT_OK,
+    BadData,
+    Events,
+    JobInvalid,
+    atomic_target,
+    list_pngs,
+    read_hole,
+    read_rgb,
+)
+from metrics import (
+    METRICS,
+    PSNR_CAP_DB,
+    PSNR_MSE_FLOOR,
+    RANDOM_BACKBONE,
+    WEIGHTS_MISSING,
+    LPIPSFeatures,
+    LPIPSScorer,
+    WeightsMissing,
+    composite,
+)
+
+SCHEMA = Path(__file__).resolve().parent / "score_job.schema.json"
+VARIANTS = ("composite", "raw")
+LPIPS_NETS = {"lpips_vgg": "vgg"}  # the `lpips` column uses the job's lpips.net
+# A copy of harness/data/layout.py AREA_BINS (this image never imports the harness; a test checks
+# they agree): the NVIDIA irregular-mask bins, open below, closed above.
+AREA_BINS: tuple[tuple[float, float], ...] = (
+    (0.01, 0.1),
+    (0.1, 0.2),
+    (0.2, 0.3),
+    (0.3, 0.4),
+    (0.4, 0.5),
+    (0.5, 0.6),
+)
+PROGRESS_EVERY_S = 2.0
+# run_start's `command`: the event schema reserves "score" for this image; progress.total counts
+# images, as a predict pass does.
+EVENT_COMMAND = "score"
+# The schema's default: every metric but the optional lpips_vgg.
+DEFAULT_METRICS = tuple(m for m in METRICS if m != "lpips_vgg")
+
+
+def area_bin(hole_fraction: float) -> str | None:
+    """`0.1` → `"(0.01,0.1]"`, `0.1000001` → `"(0.1,0.2]"`; None outside (0.01, 0.6]."""
+    for low, high in AREA_BINS:
+        if low < hole_fraction <= high:
+            return f"({low:g},{high:g}]"
+    return None
+
+
+# --- job -------------------------------------------------------------------------------------
+
+
+def _with_defaults(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """Fill each absent property with the schema's default, recursing into objects."""
+    out = dict(doc)
+    for name, prop in schema.get("properties", {}).items():
+        if name not in out and "default" in prop:
+            out[name] = json.loads(json.dumps(prop["default"]))
+        if prop.get("type") == "object" and isinstance(out.get(name), dict):
+            out[name] = _with_defaults(prop, out[name])
+    return out
+
+
+def load_job(path: Path) -> dict[str, Any]:
+    """Read, validate (score_job.schema.json) and complete a job; paths become absolute."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise JobInvalid(f"{path}: cannot read job: {error}") from None
+    schema = json.loads(SCHEMA.read_text())
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path])
+    if errors:
+        where = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
+        raise JobInvalid(f"{path}: {where}: {errors[0].message}")
+    job = _with_defaults(schema, doc)
+    base = Path(path).resolve().parent
+    for key in ("ground_truth", "predictions", "masks", "output", "weights_dir"):
+        if job[key] is not None:
+            job[key] = str(base / job[key])
+    return job
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ScoreResult:
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    metadata: dict[str, Any]
+
+
+@dataclass
+class _Timer:
+    """Seconds per stage; thread pools add their workers' seconds (thread-seconds)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+def _pairs(gt_dir: Path, pred_dir: Path, mask_dir: Path) -> list[tuple[str, Path, Path, Path]]:
+    gts = list_pngs(gt_dir)
+    if not gts:
+        raise BadData(f"{gt_dir}: no ground-truth PNG files")
+    for folder, what in ((pred_dir, "prediction"), (mask_dir, "mask")):
+        if not folder.is_dir():
+            raise BadData(f"{folder}: {what} folder not found")
+        missing = [g.name for g in gts if not (folder / g.name).is_file()]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise BadData(
+                f"{folder / missing[0]}: no {what} for ground-truth image {missing[0]}{more}"
+            )
+    return [(g.name, g, pred_dir / g.name, mask_dir / g.name) for g in gts]
+
+
+def _decode(pair: tuple[str, Path, Path, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    start = time.perf_counter()
+    _, gt_path, pred_path, mask_path = pair
+    gt, raw, hole = read_rgb(gt_path), read_rgb(pred_path), read_hole(mask_path)
+    if raw.shape != gt.shape:
+        raise BadData(f"{pred_path}: prediction is {raw.shape[:2]}, ground truth {gt.shape[:2]}")
+    if hole.shape != gt.shape[:2]:
+        raise BadData(f"{mask_path}: mask is {hole.shape}, ground truth {gt.shape[:2]}")
+    return gt, raw, hole, time.perf_counter() - start
+
+
+def _numpy_metrics(
+    names: Sequence[str], image: np.ndarray, gt: np.ndarray, hole: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    scores, seconds = {}, {}
+    for name in names:
+        start = time.perf_counter()
+        fn = METRICS[name].fn
+        assert fn is not None
+        scores[name] = fn(image, gt, hole)
+        seconds[name] = time.perf_counter() - start
+    return scores, seconds
+
+
+def _build_scorers(
+    columns: Sequence[str],
+    net: str,
+    batch_size: int,
+    device: str,
+    weights_dir: Path | None,
+    allow_random_backbone: bool,
+) -> tuple[dict[str, LPIPSScorer | None], dict[str, str], dict[str, str]]:
+    """One scorer per trunk; a column whose weights are missing gets None and status n/a."""
+    built: dict[str, LPIPSScorer | None] = {}
+    scorers, status, provenance = {}, {}, {}
+    for column in columns:
+        trunk = LPIPS_NETS.get(column, net)
+        if trunk not in built:
+            try:
+                built[trunk] = LPIPSScorer(
+                    trunk,
+                    device,
+                    batch_size,
+                    weights_dir,
+                    allow_random_backbone=allow_random_backbone,
+                )
+                provenance[trunk] = built[trunk].provenance  # type: ignore[union-attr]
+            except WeightsMissing as error:
+                built[trunk], provenance[trunk] = None, str(error)
+        scorer = built[trunk]
+        scorers[column] = scorer
+        status[column] = WEIGHTS_MISSING if scorer is None else scorer.weights
+        provenance[column] = provenance[trunk]
+    return scorers, status, {c: provenance[c] for c in columns}
+
+
+def _split(indices: np.ndarray, parts: int) -> list[np.ndarray]:
+    return [p for p in np.array_split(indices, max(1, min(parts, len(indices)))) if len(p)]
+
+
+def _score_group(
+    gt: np.ndarray,
+    raw: np.ndarray,
+    hole: np.ndarray,
+    variants: Sequence[str],
+    numpy_names: Sequence[str],
+    scorers: dict[str, LPIPSScorer | None],
+    pool: ThreadPoolExecutor,
+    workers: int,
+    timer: _Timer,
+) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """Scores[variant][metric] for one batch of same-sized images, and how many raw == comp."""
+    start = time.perf_counter()
+    comp = composite(raw, gt, hole)
+    same = np.all(raw == comp, axis=(1, 2, 3))
+    timer.add("composite", time.perf_counter() - start)
+    images = {"composite": comp, "raw": raw}
+    everything = np.arange(len(gt))
+    # Raw scores equal composite scores where the images are equal: compute only the others.
+    todo = {
+        v: everything if v == "composite" or "composite" not in variants else everything[~same]
+        for v in variants
+    }
+    futures: list[tuple[str, np.ndarray, Future[Any]]] = []
+    for variant in variants:
+        for part in _split(todo[variant], workers):
+            args = (numpy_names, images[variant][part], gt[part], hole[part])
+            futures.append((variant, part, pool.submit(_numpy_metrics, *args)))
+    scores = {v: {m: np.full(len(gt), np.nan) for m in [*numpy_names, *scorers]} for v in variants}
+
+    def collect() -> None:
+        for variant, part, future in futures:
+            values, seconds = future.result()
+            for name, value in values.items():
+                scores[variant][name][part] = value
+            for name, sec in seconds.items():
+                timer.add(name, sec)
+        futures.clear()
+
+    if any(s is not None and s.device.type == "cpu" for s in scorers.values()):
+        collect()  # LPIPS on the CPU: torch's threads would fight the pool's (OpenMP spins)
+    start = time.perf_counter()  # on a GPU, LPIPS runs while the pool does the numpy metrics
+    features: dict[int, LPIPSFeatures] = {}
+    for column, scorer in scorers.items():
+        if scorer is None:
+            continue
+        if id(scorer) not in features:
+            features[id(scorer)] = scorer.features(gt)
+        for variant in variants:
+            part = todo[variant]
+            if len(part):
+                gt_features = features[id(scorer)][part]
+                scores[variant][column][part] = scorer.distance(images[variant][part], gt_features)
+    timer.add("lpips", time.perf_counter() - start)
+    collect()
+    if "raw" in variants and "composite" in variants:
+        for name in scores["raw"]:
+            scores["raw"][name][same] = scores["composite"][name][same]
+    return scores, int(same.sum())
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else value
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Write rows through a temporary sibling and an atomic rename; NaN/None as empty cells."""
+    with atomic_target(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row[c]) for c in columns])
+
+
+def score_pairs(
+    ground_truth: Path,
+    predictions: Path,
+    masks: Path,
+    output: Path,
+    *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    variants: Sequence[str] = VARIANTS,
+    lpips_net: str = "alex",
+    lpips_batch_size: int = 32,
+    device: str = "auto",
+    weights_dir: Path | None = None,
+    allow_random_backbone: bool = False,
+    job_id: str = "score",
+    events: Events | None = None,
+    workers: int | None = None,
+) -> ScoreResult:
+    """Score every ground-truth image; write `output` (CSV) and its `.meta.json` sidecar."""
+    started = time.perf_counter()
+    timer = _Timer()
+    emit: Callable[..., None] = events.emit if events else lambda *a, **k: None
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not set(variants) <= set(VARIANTS):
+        raise ValueError(f"unknown metrics {unknown} or variants {list(variants)}")
+    pairs = _pairs(Path(ground_truth), Path(predictions), Path(masks))
+    ordered = [m for m in METRICS if m in metrics]
+    numpy_names = [m for m in ordered if not METRICS[m].needs_weights]
+    lpips_columns = [m for m in ordered if METRICS[m].needs_weights]
+    setup = time.perf_counter()
+    scorers, status, provenance = _build_scorers(
+        lpips_columns, lpips_net, lpips_batch_size, device, weights_dir, allow_random_backbone
+    )
+    timer.add("setup_lpips", time.perf_counter() - setup)
+    for column in lpips_columns:
+        if status[column] != "pretrained":
+            emit("warning", message=f"{column}: {status[column]}: {provenance[column]}")
+    live = [s for s in scorers.values() if s is not None]
+    used_device = live[0].device.type if live else "cpu"
+    workers = workers or len(os.sched_getaffinity(0))
+    config = {
+        "step": "score",
+        "ground_truth": str(ground_truth),
+        "predictions": str(predictions),
+        "masks": str(masks),
+        "output": str(output),
+        "metrics": ordered,
+        "variants": list(variants),
+        "lpips": {"net": lpips_net, "batch_size": lpips_batch_size, "weights": status},
+        "workers": workers,
+    }
+    emit(
+        "run_start",
+        contract_version=CONTRACT_VERSION,
+        command=EVENT_COMMAND,
+        job_id=job_id,
+        device=used_device,
+        config=config,
+        resumed_from_step=0,
+    )
+    rows: list[dict[str, Any]] = []
+    raw_equal = 0
+    chunk_size = max(lpips_batch_size, 2 * workers)
+    last_progress = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        chunks = list(_chunks(pairs, chunk_size))
+        pending = [pool.submit(_decode, p) for p in chunks[0]]
+        for step, chunk in enumerate(chunks, start=1):
+            start = time.perf_counter()
+            decoded = [f.result() for f in pending]
+            timer.add("decode_wait", time.perf_counter() - start)
+            if step < len(chunks):  # decode the next chunk while this one is scored
+                pending = [pool.submit(_decode, p) for p in chunks[step]]
+            for *_, seconds in decoded:
+                timer.add("decode", seconds)
+            by_shape: dict[tuple[int, ...], list[int]] = {}
+            for i, (gt, *_rest) in enumerate(decoded):
+                by_shape.setdefault(gt.shape, []).append(i)
+            chunk_rows: list[dict[str, Any]] = [{} for _ in chunk]
+            for members in by_shape.values():
+                gt = np.stack([decoded[i][0] for i in members])
+                raw = np.stack([decoded[i][1] for i in members])
+                hole = np.stack([decoded[i][2] for i in members])
+                scores, same = _score_group(
+                    gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer
+                )
+                raw_equal += same
+                fractions = hole.mean(axis=(1, 2), dtype=np.float64)
+                for j, i in enumerate(members):
+                    frac = float(fractions[j])
+                    for variant in variants:
+                        row = {
+                            "image": chunk[i][0],
+                            "variant": variant,
+                            "hole_fraction": frac,
+                            "bin": area_bin(frac),
+                        }
+                        row.update({m: float(scores[variant][m][j]) for m in ordered})
+                        row.update({f"{c}_weights": status[c] for c in lpips_columns})
+                        chunk_rows[i][variant] = row
+            rows.extend(r[v] for r in chunk_rows for v in variants)
+            done = sum(len(c) for c in chunks[:step])
+            if time.monotonic() - last_progress >= PROGRESS_EVERY_S or step == len(chunks):
+                emit("progress", step=step, images_seen=done, total=len(pairs))
+                last_progress = time.monotonic()
+    columns = ["image", "variant", "hole_fraction", "bin", *ordered]
+    columns += [f"{c}_weights" for c in lpips_columns]
+    start = time.perf_counter()
+    write_csv(Path(output), columns, rows)
+    timer.add("write_csv", time.perf_counter() - start)
+    timer.add("total", time.perf_counter() - started)
+    metadata = _metadata(config, pairs, rows, raw_equal, status, provenance, scorers, timer)
+    metadata["lpips"]["device"] = used_device
+    sidecar = Path(output).with_suffix(".meta.json")
+    with atomic_target(sidecar) as tmp:
+        tmp.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+    emit(
+        "run_stop",
+        status="completed",
+        reason="done",
+        step=len(chunks),
+        images_seen=len(pairs),
+        message=None,
+    )
+    return ScoreResult(rows, columns, metadata)
+
+
+def _metadata(
+    config: dict[str, Any],
+    pairs: Sequence[Any],
+    rows: Sequence[Any],
+    raw_equal: int,
+    status: dict[str, str],
+    provenance: dict[str, str],
+    scorers: dict[str, LPIPSScorer | None],
+    timer: _Timer,
+) -> dict[str, Any]:
+    conventions = {m: METRICS[m].convention for m in config["metrics"]}
+    for column, scorer in scorers.items():
+        trunk = LPIPS_NETS.get(column, config["lpips"]["net"])
+        conventions[column] = f"LPIPS v0.1, {'alexnet' if trunk == 'alex' else 'vgg16'} trunk"
+        conventions[column] += ", inputs in [-1,1], spatial mean"
+        if scorer is not None and scorer.weights == RANDOM_BACKBONE:
+            conventions[column] += f" ({RANDOM_BACKBONE}: NOT a real LPIPS)"
+    versions = {"numpy": np.__version__, "python": sys.version.split()[0]}
+    if any(scorers.values()):
+        import lpips
+        import torch
+
+        versions |= {"torch": torch.__version__, "lpips": getattr(lpips, "__version__", "?")}
+    return {
+        "contract_version": CONTRACT_VERSION,
+        "n_pairs": len(pairs),
+        "n_rows": len(rows),
+        "raw_equal_composite": raw_equal,
+        "variants": config["variants"],
+        "metrics": config["metrics"],
+        "conventions": conventions,
+        "higher_is_better": {m: METRICS[m].higher_is_better for m in config["metrics"]},
+        "units": {m: METRICS[m].unit for m in config["metrics"]},
+        "psnr_cap_db": PSNR_CAP_DB,
+        "psnr_mse_floor": PSNR_MSE_FLOOR,
+        "area_bins": [area_bin(high) for _, high in AREA_BINS],
+        "lpips_weights": status,
+        "lpips_provenance": provenance,
+        "lpips": dict(config["lpips"]),
+        "inputs": {k: config[k] for k in ("ground_truth", "predictions", "masks")},
+        "workers": config["workers"],
+        "timings_s": {k: round(v, 4) for k, v in timer.seconds.items()},
+        "timings_note": "decode and numpy metrics: thread-seconds summed over workers; "
+        "decode_wait, lpips (features + distances), write_csv, total: wall seconds",
+        "versions": versions,
+    }
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def score_job(job: dict[str, Any], events: Events) -> ScoreResult:
+    return score_pairs(
+        Path(job["ground_truth"]),
+        Path(job["predictions"]),
+        Path(job["masks"]),
+        Path(job["output"]),
+        metrics=job["metrics"],
+        variants=job["variants"],
+        lpips_net=job["lpips"]["net"],
+        lpips_batch_size=job["lpips"]["batch_size"],
+        device=job["device"],
+        weights_dir=Path(job["weights_dir"]) if job["weights_dir"] else None,
+        allow_random_backbone=job["allow_random_backbone"],
+        job_id=job["job_id"],
+        events=events,
+    )
+
+
+def _claim_stdout() -> Events:
+    # Events keep fd 1; everything else printed (by us or a library) goes to stderr, as in the SDK.
+    events_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return Events(os.fdopen(events_fd, "w", buffering=1, encoding="utf-8"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    events = _claim_stdout()
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} JOB.json", file=sys.stderr)
+        return EXIT_INVALID_JOB
+    failed = {"status": "failed", "reason": "error", "step": 0, "images_seen": 0}
+    try:
+        score_job(load_job(Path(argv[1])), events)
+    except (JobInvalid, BadData) as error:
+        events.emit("run_stop", **failed, message=str(error))
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID_JOB if isinstance(error, JobInvalid) else EXIT_BAD_DATA
+    except Exception as error:
+        traceback.print_exc()
+        events.emit("run_stop", **failed, message=f"{type(error).__name__}: {error}"[:2000])
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

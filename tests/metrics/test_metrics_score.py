@@ -1,0 +1,350 @@
+"""images/metrics/score.py end to end on a tiny tree: CSV rows, sidecar, events, errors.
+
+Runs in the dev venv (no torch) except the LPIPS-with-random-backbone test, which skips there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import metrics
+import numpy as np
+import pytest
+import score
+from _helpers import correlated, seed_all
+from inpaint_sdk import BadData, Events, JobInvalid
+from metrics import METRICS, PSNR_CAP_DB, RANDOM_BACKBONE, WEIGHTS_MISSING
+from PIL import Image
+from score import AREA_BINS, DEFAULT_METRICS, area_bin, load_job, score_pairs
+
+ROOT = Path(__file__).resolve().parents[2]
+SCORE_PY = ROOT / "images" / "metrics" / "score.py"
+SIZE = 32  # ≥ 31 for LPIPS-alex (two max-pools), ≥ 11 for the Gaussian SSIM window
+NUMPY_METRICS = [m for m in METRICS if not METRICS[m].needs_weights]
+
+
+@pytest.mark.parametrize(
+    ("fraction", "label"),
+    [
+        (0.0, None),
+        (0.01, None),
+        (0.0100001, "(0.01,0.1]"),
+        (0.1, "(0.01,0.1]"),
+        (0.1000001, "(0.1,0.2]"),
+        (0.3, "(0.2,0.3]"),
+        (0.5, "(0.4,0.5]"),
+        (0.6, "(0.5,0.6]"),
+        (0.6000001, None),
+        (1.0, None),
+    ],
+)
+def test_area_bin_boundaries(fraction: float, label: str | None) -> None:
+    assert area_bin(fraction) == label
+
+
+def test_area_bins_copy_the_harness() -> None:
+    layout = pytest.importorskip("harness.data.layout")
+    assert layout.AREA_BINS == AREA_BINS
+    grid = [i / 1000 for i in range(1001)] + list(seed_all().random(200))
+    assert [area_bin(x) for x in grid] == [layout.area_bin(x) for x in grid]
+
+
+def _png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> dict[str, object]:
+    """Four pairs: a model that composites (raw == composite), one that damages the known region,
+    one whose mask is all known, and one exactly right."""
+    rng = seed_all()
+    gts, raws, holes = [], [], []
+    for i in range(4):
+        gt = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+        hole = np.zeros((SIZE, SIZE), bool)
+        hole[4 : 4 + 12 + i, 5:15] = True  # 120..150 of 1024 pixels: bin (0.1,0.2]
+        fill = correlated(rng, gt, 0.9, 8.0)
+        raw = np.where(hole[..., None], fill, gt)
+        if i == 1:
+            raw = np.where(hole[..., None], fill, 255 - gt)  # damaged known region
+        if i == 2:
+            hole[:] = False  # all known
+        if i == 3:
+            raw = gt.copy()  # exact
+        name = f"{i:06d}.png"
+        _png(tmp_path / "gt" / name, gt)
+        _png(tmp_path / "pred" / name, raw)
+        _png(tmp_path / "masks" / name, np.where(hole, 255, 0).astype(np.uint8))
+        gts.append(gt), raws.append(raw), holes.append(hole)
+    return {
+        "root": tmp_path,
+        "gt": np.stack(gts),
+        "raw": np.stack(raws),
+        "hole": np.stack(holes),
+        "names": [f"{i:06d}.png" for i in range(4)],
+    }
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _number(cell: str) -> float:
+    return float(cell) if cell != "" else math.nan
+
+
+def _events(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def _assert_contract_events(events: list[dict[str, object]]) -> None:
+    """Every event must pass contracts/v1/event.schema.json, as the harness's supervisor checks."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "contracts" / "v1" / "event.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for event in events:
+        errors = [e.message for e in validator.iter_errors(event)]
+        assert not errors, (event, errors)
+
+
+def test_score_end_to_end_numpy_metrics(tree: dict[str, object]) -> None:
+    root = tree["root"]
+    assert isinstance(root, Path)
+    stream = io.StringIO()
+    result = score_pairs(
+        root / "gt",
+        root / "pred",
+        root / "masks",
+        root / "out" / "scores.csv",
+        metrics=NUMPY_METRICS,
+        events=Events(stream),
+        workers=2,
+    )
+    rows = _read_csv(root / "out" / "scores.csv")
+    assert list(rows[0]) == ["image", "variant", "hole_fraction", "bin", *NUMPY_METRICS]
+    assert [(r["image"], r["variant"]) for r in rows] == [
+        (n, v)
+        for n in tree["names"]
+        for v in ("composite", "raw")  # type: ignore[attr-defined]
+    ]
+    gt, raw, hole = tree["gt"], tree["raw"], tree["hole"]
+    comp = metrics.composite(raw, gt, hole)  # type: ignore[arg-type]
+    for variant, image in (("composite", comp), ("raw", raw)):
+        mine = [r for r in rows if r["variant"] == variant]
+        for name in NUMPY_METRICS:
+            expected = METRICS[name].fn(image, gt, hole)  # type: ignore[misc]
+            got = [_number(r[name]) for r in mine]
+            np.testing.assert_allclose(got, expected, rtol=1e-15, atol=0, err_msg=name)
+        fractions = [_number(r["hole_fraction"]) for r in mine]
+        np.testing.assert_array_equal(fractions, hole.mean(axis=(1, 2)))  # type: ignore[union-attr]
+        assert [r["bin"] for r in mine] == ["(0.1,0.2]", "(0.1,0.2]", "", "(0.1,0.2]"]
+    by = {(r["image"], r["variant"]): r for r in rows}
+    # The damaged model: composite hides it, raw and known_pixel_dev show it.
+    assert by[("000001.png", "composite")]["known_pixel_dev"] == "0.0"
+    assert _number(by[("000001.png", "raw")]["known_pixel_dev"]) > 20
+    # All-known mask: nothing to measure in the hole; exact image: the PSNR cap.
+    assert by[("000002.png", "raw")]["l1_hole"] == by[("000002.png", "raw")]["psnr_hole"] == ""
+    assert _number(by[("000003.png", "composite")]["psnr"]) == PSNR_CAP_DB
+    meta = json.loads((root / "out" / "scores.meta.json").read_text())
+    assert meta == result.metadata
+    assert meta["n_pairs"] == 4 and meta["n_rows"] == 8
+    assert meta["raw_equal_composite"] == 2  # 000000 composites itself, 000003 is exact
+    assert meta["psnr_cap_db"] == PSNR_CAP_DB and meta["psnr_mse_floor"] == 1e-10
+    assert set(meta["conventions"]) == set(NUMPY_METRICS)
+    assert {"decode", "composite", "psnr", "ssim", "write_csv", "total"} <= set(meta["timings_s"])
+    events = _events(stream)
+    assert [e["event"] for e in events] == ["run_start", "progress", "run_stop"]
+    assert events[0]["command"] == "score" and events[0]["config"]["step"] == "score"
+    _assert_contract_events(events)
+    assert events[-1] | {"time": 0} == {
+        "event": "run_stop",
+        "time": 0,
+        "status": "completed",
+        "reason": "done",
+        "step": 1,
+        "images_seen": 4,
+        "message": None,
+    }
+    assert not list((root / "out").glob(".*tmp"))
+
+
+def test_score_lpips_weights_missing_is_na(tree: dict[str, object]) -> None:
+    root = tree["root"]
+    assert isinstance(root, Path)
+    stream = io.StringIO()
+    (root / "weights").mkdir()
+    result = score_pairs(
+        root / "gt",
+        root / "pred",
+        root / "masks",
+        root / "scores.csv",
+        metrics=["psnr", "lpips", "lpips_vgg"],
+        variants=["composite"],
+        weights_dir=root / "weights",
+        allow_random_backbone=False,
+        events=Events(stream),
+    )
+    rows = _read_csv(root / "scores.csv")
+    assert list(rows[0]) == [
+        "image",
+        "variant",
+        "hole_fraction",
+        "bin",
+        "psnr",
+        "lpips",
+        "lpips_vgg",
+        "lpips_weights",
+        "lpips_vgg_weights",
+    ]
+    assert len(rows) == 4
+    for row in rows:
+        assert row["lpips"] == row["lpips_vgg"] == ""
+        assert row["lpips_weights"] == row["lpips_vgg_weights"] == WEIGHTS_MISSING
+        assert row["psnr"] != ""
+    meta = result.metadata
+    assert meta["lpips_weights"] == {"lpips": WEIGHTS_MISSING, "lpips_vgg": WEIGHTS_MISSING}
+    assert "alexnet-owt-7be5be79.pth" in meta["lpips_provenance"]["lpips"]
+    assert "vgg16-397923af.pth" in meta["lpips_provenance"]["lpips_vgg"]
+    _assert_contract_events(_events(stream))
+    warnings = [e for e in _events(stream) if e["event"] == "warning"]
+    assert len(warnings) == 2 and all(WEIGHTS_MISSING in str(w["message"]) for w in warnings)
+
+
+def test_score_lpips_random_backbone_end_to_end(tree: dict[str, object]) -> None:
+    pytest.importorskip("torch", reason="LPIPS needs torch (the model venv has it)")
+    pytest.importorskip("lpips")
+    root = tree["root"]
+    assert isinstance(root, Path)
+    (root / "weights").mkdir()
+    result = score_pairs(
+        root / "gt",
+        root / "pred",
+        root / "masks",
+        root / "scores.csv",
+        metrics=["lpips"],
+        lpips_batch_size=3,
+        device="cpu",
+        weights_dir=root / "weights",
+        allow_random_backbone=True,
+    )
+    rows = _read_csv(root / "scores.csv")
+    scorer = metrics.LPIPSScorer("alex", "cpu", 4, root / "weights", allow_random_backbone=True)
+    gt, raw, hole = tree["gt"], tree["raw"], tree["hole"]
+    comp = metrics.composite(raw, gt, hole)  # type: ignore[arg-type]
+    for variant, image in (("composite", comp), ("raw", raw)):
+        got = [_number(r["lpips"]) for r in rows if r["variant"] == variant]
+        np.testing.assert_allclose(got, scorer(image, gt), rtol=0, atol=1e-5)  # type: ignore[arg-type]
+    assert {r["lpips_weights"] for r in rows} == {RANDOM_BACKBONE}
+    assert result.metadata["lpips_weights"] == {"lpips": RANDOM_BACKBONE}
+    assert "NOT a real LPIPS" in result.metadata["conventions"]["lpips"]
+
+
+def test_missing_prediction_names_the_file(tree: dict[str, object]) -> None:
+    root = tree["root"]
+    assert isinstance(root, Path)
+    (root / "pred" / "000002.png").unlink()
+    (root / "pred" / "000003.png").unlink()
+    with pytest.raises(BadData) as error:
+        score_pairs(root / "gt", root / "pred", root / "masks", root / "s.csv", metrics=["psnr"])
+    assert str(error.value) == (
+        f"{root / 'pred' / '000002.png'}: no prediction for ground-truth image 000002.png "
+        "(and 1 more)"
+    )
+    assert not (root / "s.csv").exists()
+
+
+def test_prediction_of_the_wrong_size_names_the_file(tree: dict[str, object]) -> None:
+    root = tree["root"]
+    assert isinstance(root, Path)
+    _png(root / "pred" / "000001.png", np.zeros((SIZE, SIZE + 1, 3), np.uint8))
+    with pytest.raises(BadData, match=r"000001\.png: prediction is \(32, 33\)"):
+        score_pairs(root / "gt", root / "pred", root / "masks", root / "s.csv", metrics=["psnr"])
+
+
+def _job(root: Path, **fields: object) -> Path:
+    doc = {
+        "contract_version": "1",
+        "ground_truth": "gt",
+        "predictions": "pred",
+        "masks": "masks",
+        "output": "out/scores.csv",
+        **fields,
+    }
+    path = root / "job.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_load_job_fills_defaults_and_resolves_paths(tmp_path: Path) -> None:
+    job = load_job(_job(tmp_path))
+    assert job["ground_truth"] == str(tmp_path / "gt")
+    assert job["output"] == str(tmp_path / "out" / "scores.csv")
+    assert job["metrics"] == list(DEFAULT_METRICS)
+    assert job["variants"] == ["composite", "raw"]
+    assert job["lpips"] == {"net": "alex", "batch_size": 32}
+    assert job["device"] == "auto" and job["weights_dir"] is None
+    assert job["allow_random_backbone"] is False and job["job_id"] == "score"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"extra": 1}, r"\(top level\): Additional properties are not allowed \('extra'"),
+        ({"metrics": ["fid"]}, r"metrics\.0: 'fid' is not one of"),
+        ({"lpips": {"net": "squeeze"}}, r"lpips\.net: 'squeeze' is not one of"),
+        ({"contract_version": "2"}, r"contract_version: '1' was expected"),
+        ({"output": "scores.tsv"}, r"output: 'scores.tsv' does not match"),
+    ],
+)
+def test_load_job_rejects_bad_fields_by_name(tmp_path: Path, fields: dict, message: str) -> None:
+    pytest.importorskip("jsonschema")
+    with pytest.raises(JobInvalid, match=message):
+        load_job(_job(tmp_path, **fields))
+
+
+def _run(job: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "contracts" / "sdk")]))
+    return subprocess.run(
+        [sys.executable, str(SCORE_PY), str(job)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_main_writes_events_on_stdout_and_exits_by_outcome(tree: dict[str, object]) -> None:
+    root = tree["root"]
+    assert isinstance(root, Path)
+    ok = _run(_job(root, metrics=["psnr", "ssim"], variants=["raw"]))
+    assert ok.returncode == 0, ok.stderr
+    events = [json.loads(line) for line in ok.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["run_start", "progress", "run_stop"]
+    _assert_contract_events(events)
+    assert len(_read_csv(root / "out" / "scores.csv")) == 4
+    (root / "masks" / "000000.png").unlink()
+    bad = _run(_job(root, metrics=["psnr"]))
+    assert bad.returncode == 4
+    stop = json.loads(bad.stdout.splitlines()[-1])
+    assert (
+        stop["status"] == "failed"
+        and "no mask for ground-truth image 000000.png" in stop["message"]
+    )
+    invalid = _run(_job(root, metric=["psnr"]))
+    assert invalid.returncode == 2 and "Additional properties" in invalid.stderr
+
+
+def test_default_metrics_match_the_schema() -> None:
+    schema = json.loads(score.SCHEMA.read_text())
+    assert schema["properties"]["metrics"]["default"] == list(DEFAULT_METRICS)
+    assert schema["properties"]["metrics"]["items"]["enum"] == list(METRICS)
