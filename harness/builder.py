@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from harness.images import SDK_DIR, ImageFolder
 from harness.progress import Reporter, SilentReporter
 
 CACHE_ENV = "INPAINT_BENCH_CACHE"
+BASE_IMAGE_ENV = "INPAINT_BENCH_BASE_IMAGE"
+BUILD_ARGS_ENV = "INPAINT_BENCH_BUILD_ARGS"
 DOCKER_CLI_ENV = "INPAINT_BENCH_DOCKER_CLI"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache")
 
@@ -95,9 +98,9 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def assemble_context(folder: ImageFolder, upstream: Path | None, into: Path) -> str:
+def assemble_context(folder: Path, upstream: Path | None, into: Path) -> str:
     """Fill `into` with the build context; return the sha256 of everything in it."""
-    shutil.copytree(folder.path, into, ignore=_IGNORED, dirs_exist_ok=True)
+    shutil.copytree(folder, into, ignore=_IGNORED, dirs_exist_ok=True)
     shutil.copytree(SDK_DIR, into / "sdk", ignore=_IGNORED)
     shutil.copytree(contracts_dir(), into / "contracts" / "v1", ignore=_IGNORED)
     if upstream is not None:
@@ -108,26 +111,29 @@ def assemble_context(folder: ImageFolder, upstream: Path | None, into: Path) -> 
     return digest.hexdigest()
 
 
-def image_tag(folder: ImageFolder, context_digest: str, base_image: str | None) -> str:
-    key = hashlib.sha256(f"{context_digest}\0{base_image or ''}".encode()).hexdigest()
-    return f"inpaint-bench/{folder.name}:{key[:16]}"
+def image_tag(
+    name: str, context_digest: str, base_image: str | None, build_args: dict[str, str]
+) -> str:
+    args = ",".join(f"{k}={v}" for k, v in sorted(build_args.items()))
+    key = hashlib.sha256(f"{context_digest}\0{base_image or ''}\0{args}".encode()).hexdigest()
+    return f"inpaint-bench/{name}:{key[:16]}"
 
 
 def build_command(
-    context: Path, tag: str, manifest: dict[str, Any], base_image: str | None, pip_ca: Path | None
+    context: Path,
+    tag: str,
+    manifest: dict[str, Any] | None,
+    base_image: str | None,
+    pip_ca: Path | None,
+    build_args: dict[str, str] | None = None,
 ) -> list[str]:
-    command = [
-        docker_cli(),
-        "build",
-        "--progress",
-        "plain",
-        "-t",
-        tag,
-        "--label",
-        f"{MANIFEST_LABEL}={json.dumps(manifest, sort_keys=True)}",
-    ]
+    command = [docker_cli(), "build", "--progress", "plain", "-t", tag]
+    if manifest is not None:
+        command += ["--label", f"{MANIFEST_LABEL}={json.dumps(manifest, sort_keys=True)}"]
     if base_image:
         command += ["--build-arg", f"BASE_IMAGE={base_image}"]
+    for key, value in sorted((build_args or {}).items()):
+        command += ["--build-arg", f"{key}={value}"]
     if pip_ca is not None:
         # A secret, never a build argument: build arguments are visible in `docker history`.
         command += ["--secret", f"id=pipca,src={pip_ca}"]
@@ -142,28 +148,58 @@ def pip_ca_bundle() -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class BuildTarget:
+    """A model image folder (with a manifest) or the metrics image folder (without one)."""
+
+    name: str
+    path: Path
+    manifest: dict[str, Any] | None
+
+    @classmethod
+    def at(cls, path: Path) -> BuildTarget:
+        path = Path(path).resolve()
+        if (path / "manifest.json").is_file():
+            folder = ImageFolder.at(path)
+            return cls(folder.name, folder.path, folder.manifest)
+        if not (path / "Dockerfile").is_file():
+            raise HarnessError(f"{path}: neither a model image folder nor a Dockerfile folder")
+        return cls(path.name, path, None)
+
+
 def build_image(
     path: Path,
     upstream_override: Path | None = None,
     base_image: str | None = None,
     reporter: Reporter | None = None,
     client: Any = None,
+    build_args: dict[str, str] | None = None,
 ) -> str:
-    """Build `images/<name>` (reused when an image of the same content exists); return its tag."""
+    """Build `images/<name>` (reused when an image of the same content exists); return its tag.
+
+    `base_image` and `build_args` default to $INPAINT_BENCH_BASE_IMAGE and
+    $INPAINT_BENCH_BUILD_ARGS (`K=V,K=V`), so an offline host sets them once.
+    """
     reporter = reporter or SilentReporter(quiet=True)
-    folder = ImageFolder.at(path)
-    if not (folder.path / "Dockerfile").is_file():
-        raise HarnessError(f"{folder.path}: no Dockerfile", "see docs/adding-a-model.md")
-    upstream = upstream_checkout(folder, upstream_override, reporter)
-    with tempfile.TemporaryDirectory(prefix=f"inpaint-bench-build-{folder.name}-") as tmp:
+    target = BuildTarget.at(path)
+    if not (target.path / "Dockerfile").is_file():
+        raise HarnessError(f"{target.path}: no Dockerfile", "see docs/adding-a-model.md")
+    base_image = base_image or os.environ.get(BASE_IMAGE_ENV) or None
+    build_args = {**env_build_args(), **(build_args or {})}
+    upstream = None
+    if target.manifest is not None:
+        upstream = upstream_checkout(ImageFolder(target.path), upstream_override, reporter)
+    with tempfile.TemporaryDirectory(prefix=f"inpaint-bench-build-{target.name}-") as tmp:
         context = Path(tmp) / "context"
-        digest = assemble_context(folder, upstream, context)
-        tag = image_tag(folder, digest, base_image)
+        digest = assemble_context(target.path, upstream, context)
+        tag = image_tag(target.name, digest, base_image, build_args)
         if client is not None and _exists(client, tag):
             return tag
-        command = build_command(context, tag, folder.manifest, base_image, pip_ca_bundle())
+        command = build_command(
+            context, tag, target.manifest, base_image, pip_ca_bundle(), build_args
+        )
         reporter.note(f"building {tag}")
-        logs = cache_root() / "build-logs" / f"{folder.name}.log"
+        logs = cache_root() / "build-logs" / f"{target.name}.log"
         _mkdir(logs.parent)
         with open(logs, "w") as handle:
             try:
@@ -179,8 +215,13 @@ def build_image(
                 ) from None
         if result.returncode != 0:
             tail = logs.read_text()[-1500:]
-            raise HarnessError(f"{folder.path}: docker build failed (log: {logs}):\n{tail}")
+            raise HarnessError(f"{target.path}: docker build failed (log: {logs}):\n{tail}")
     return tag
+
+
+def env_build_args() -> dict[str, str]:
+    pairs = [p for p in os.environ.get(BUILD_ARGS_ENV, "").split(",") if p.strip()]
+    return dict(p.split("=", 1) for p in pairs if "=" in p)
 
 
 def _exists(client: Any, tag: str) -> bool:

@@ -44,6 +44,7 @@ def _register() -> None:
     from harness.commands import contract as contract_commands
     from harness.commands import data as data_commands
     from harness.commands import images as image_commands
+    from harness.commands import report as report_commands
     from harness.commands import run as run_commands
     from harness.commands import validate as validate_commands
 
@@ -52,6 +53,7 @@ def _register() -> None:
     cli.add_command(contract_commands.contract)
     cli.add_command(run_commands.run)
     cli.add_command(validate_commands.validate)
+    cli.add_command(report_commands.report)
     cli.add_command(image_commands.images)
 
 

@@ -110,6 +110,7 @@ class Pipeline:
                 missing = self._unavailable(model, folder)
                 if missing:
                     summary.steps.append(StepResult("resolve", model.name, "", "skipped", missing))
+                    self._record_skip(model.name, missing)
                     self.reporter.note(f"skipping: {missing}")
                     continue
                 self._describe(ledger, summary, model, folder)
@@ -140,6 +141,13 @@ class Pipeline:
         """Why this runner cannot run the model at all here (e.g. no upstream source offline)."""
         check = getattr(self.runner, "unavailable", None)
         return check(model.name, folder) if check is not None else None
+
+    def _record_skip(self, model: str, reason: str) -> None:
+        """Keep why a model was skipped in run.json, where the report finds it."""
+        path = self.run_dir / "run.json"
+        info = json.loads(path.read_text())
+        info.setdefault("skipped", {})[model] = reason
+        atomic_write_text(path, json.dumps(info, indent=1) + "\n")
 
     def _write_run_info(self, data_id: str) -> None:
         info = {

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from runs import faulty, reference, tiny_run_profile
 
 from harness.ledger import Ledger
 from harness.pipeline import Pipeline, RunSummary
 from harness.progress import SilentReporter
 from harness.runners.local import LocalRunner
-from runs import faulty, reference, tiny_run_profile
 
 
 def run(profile, run_dir: Path) -> RunSummary:

@@ -224,6 +224,7 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     os.close(fd)
     try:
         Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB").save(tmp, "PNG")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -310,12 +311,13 @@ def run_adapter(handlers: Mapping[str, Handler], argv: list[str] | None = None) 
         return EXIT_INVALID_JOB
     try:
         handlers[command](job, events, stop)
-    except BadData as error:
+    except (JobInvalid, BadData) as error:
+        # A handler may find a job field it cannot honour (exit 2) or a bad input (exit 4).
         events.emit(
             "run_stop", status="failed", reason="error", step=0, images_seen=0, message=str(error)
         )
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_DATA
+        return EXIT_INVALID_JOB if isinstance(error, JobInvalid) else EXIT_BAD_DATA
     except Exception as error:
         traceback.print_exc()
         events.emit(

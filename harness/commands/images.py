@@ -11,6 +11,7 @@ from harness.config import load_benchmark
 from harness.images import ImageFolder
 from harness.options import config_option, quiet_option, upstream_option
 from harness.progress import make_reporter
+from harness.scoring import METRICS_FOLDER
 
 
 @click.group()
@@ -53,12 +54,22 @@ def list_images(config_path: Path) -> None:
     default=None,
     help="Build argument BASE_IMAGE (default: the Dockerfile's pinned CUDA base).",
 )
+@click.option(
+    "--build-arg",
+    "build_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra build argument (e.g. BAKE_WEIGHTS=0 for an offline metrics image).",
+)
+@click.option("--metrics", "with_metrics", is_flag=True, help="Also build the metrics image.")
 @upstream_option
 @quiet_option
 def build(
     names: tuple[str, ...],
     config_path: Path,
     base_image: str | None,
+    build_args: tuple[str, ...],
+    with_metrics: bool,
     upstream_src: tuple[tuple[str, Path], ...],
     quiet: bool,
 ) -> None:
@@ -73,6 +84,10 @@ def build(
     """
     reporter = make_reporter(quiet)
     upstream = dict(upstream_src)
-    for folder in _folders(config_path, names):
-        tag = build_image(folder.path, upstream.get(folder.name), base_image, reporter)
-        click.echo(f"{folder.name}\t{tag}")
+    args = dict(a.split("=", 1) for a in build_args if "=" in a)
+    paths = [folder.path for folder in _folders(config_path, names)]
+    if with_metrics:
+        paths.append(METRICS_FOLDER)
+    for path in paths:
+        tag = build_image(path, upstream.get(path.name), base_image, reporter, build_args=args)
+        click.echo(f"{path.name}\t{tag}")

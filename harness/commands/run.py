@@ -57,7 +57,8 @@ def run(
     """Train each model on each training source under its budget, predict every test set, score.
 
     One job at a time. Completed steps are recorded in RUN_DIR/ledger.sqlite and skipped when
-    the same command runs again; exits 1 after the summary if any step failed.
+    the same command runs again. Then writes RUN_DIR/report/ (as `inpaint-bench report`) and
+    prints its path and main tables; exits 1 after that if any step failed.
 
     \b
     Example:
@@ -80,5 +81,12 @@ def run(
     )
     summary = run_command(request, reporter)
     click.echo(format_summary(summary))
+    if request.score:
+        # The report is the point of a run: write it even when some jobs failed (it shows them).
+        from harness.report.build import build_report
+
+        result = build_report(summary.run_dir, reporter)
+        click.echo(f"\nreport: {result.path}\n")
+        click.echo(result.main_markdown, nl=False)
     if summary.failed:
         raise click.exceptions.Exit(1)

@@ -10,6 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_dir(target: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success rename it to `target`, on error delete it.
@@ -19,6 +28,7 @@ def atomic_dir(target: Path, overwrite: bool = False) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700 folders; readers may be another uid
     try:
         yield tmp
         if target.exists():
@@ -45,6 +55,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp makes 0600 files; give the usual umask-based mode, so a container running as
+        # another uid can read its job and inputs.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,10 +48,18 @@ def gpu_problem(client: Any) -> str | None:
     return None
 
 
+def chown_tree(paths: list[Path], uid: int, gid: int) -> None:
+    for root in paths:
+        for path in [root, *root.rglob("*")]:
+            with contextlib.suppress(OSError):
+                os.lchown(path, uid, gid)
+
+
 class DockerProcess:
-    def __init__(self, container: Any, log_path: Path) -> None:
+    def __init__(self, container: Any, log_path: Path, give_back: list[Path] | None = None) -> None:
         self.container = container
         self.log_path = log_path
+        self.give_back = give_back or []
         self._stderr = threading.Thread(target=self._copy_stderr, daemon=True)
         self._stderr.start()
 
@@ -91,6 +100,8 @@ class DockerProcess:
         with contextlib.suppress(NotFound, APIError):
             self.container.remove(force=True)
         self._stderr.join(timeout=5)
+        # Root ran the harness and `nobody` the container: the files go back to the invoker.
+        chown_tree(self.give_back, os.getuid(), os.getgid())
 
 
 class DockerRunner:
@@ -143,6 +154,18 @@ class DockerRunner:
             launch.uid_gid,
         )
 
+    def unavailable(self, model: str, folder: Any) -> str | None:
+        """Why the model's image cannot be built here: its upstream source cannot be had."""
+        from harness.builder import upstream_checkout
+        from harness.errors import HarnessError
+
+        override = self.upstream_src.get(model) or self.upstream_src.get(folder.name)
+        try:
+            upstream_checkout(folder, override, self.reporter, model)
+        except HarnessError as error:
+            return f"{error.message} ({error.hint})" if error.hint else error.message
+        return None
+
     def image_labels(self, ref: str) -> dict[str, str]:
         try:
             image = self.client.images.get(ref)
@@ -173,8 +196,14 @@ class DockerRunner:
             ]
         with contextlib.suppress(NotFound):
             self.client.containers.get(spec.name).remove(force=True)
-        for path in (launch.mounts.checkpoints, launch.mounts.outputs):
+        writable = [launch.mounts.checkpoints, launch.mounts.outputs]
+        for path in writable:
             path.mkdir(parents=True, exist_ok=True)
+        user = tuple(int(x) for x in spec.user.split(":"))
+        give_back = []
+        if os.getuid() == 0 and user != (0, 0):
+            chown_tree(writable, *user)
+            give_back = writable
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             container = self.client.containers.run(**kwargs)
@@ -184,4 +213,4 @@ class DockerRunner:
             ) from None
         except APIError as error:
             raise DockerUnavailable(f"{image}: the engine refused to start it: {error}") from None
-        return DockerProcess(container, launch.log_path)
+        return DockerProcess(container, launch.log_path, give_back)

@@ -9,6 +9,7 @@ runner is the one that enforces read-only data, no network and dropped privilege
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -38,6 +39,14 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 SDK_DIR = REPO / "contracts" / "sdk"
 VENVS_ENV = "INPAINT_BENCH_VENVS"
+_MOUNT_VARIABLES = {
+    ENV_DATA,
+    ENV_JOB,
+    ENV_CHECKPOINTS,
+    ENV_OUTPUTS,
+    "INPAINT_UPSTREAM",
+    "INPAINT_CONTRACTS",
+}
 
 
 def venv_root() -> Path:
@@ -57,7 +66,17 @@ def venv_for(folder: ImageFolder, reporter: Reporter | None = None) -> Path:
     ready = venv / ".inpaint-bench-ready"
     if ready.is_file():
         return venv
-    reporter.note(f"creating the {folder.name} environment in {venv} (once; reused after)")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # One creator at a time: two runs (or tests) building the same venv would corrupt it.
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.is_file():
+            _create_venv(venv, requirements, folder.name, reporter)
+    return venv
+
+
+def _create_venv(venv: Path, requirements: Path, name: str, reporter: Reporter) -> None:
+    reporter.note(f"creating the {name} environment in {venv} (once; reused after)")
     shutil.rmtree(venv, ignore_errors=True)
     tmp = venv.with_name(venv.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -82,10 +101,11 @@ def venv_for(folder: ImageFolder, reporter: Reporter | None = None) -> Path:
                 )
         # venvs hard-code their own path in scripts; we only ever call bin/python directly
         os.replace(tmp, venv)
-        ready.write_text(requirements.read_text() if requirements.is_file() else "")
+        (venv / ".inpaint-bench-ready").write_text(
+            requirements.read_text() if requirements.is_file() else ""
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return venv
 
 
 def stage_data(mounts: dict[str, Path], stage: Path) -> Path:
@@ -201,7 +221,8 @@ class LocalRunner:
             path.mkdir(parents=True, exist_ok=True)
         python_path = [str(SDK_DIR)]
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("INPAINT_")},
+            # The harness's own mount variables are replaced; others (e.g. test switches) pass.
+            **{k: v for k, v in os.environ.items() if k not in _MOUNT_VARIABLES},
             ENV_DATA: str(stage),
             ENV_JOB: str(launch.mounts.job.resolve()),
             ENV_CHECKPOINTS: str(launch.mounts.checkpoints.resolve()),

@@ -98,6 +98,16 @@ class ContainerSpec:
         }
 
 
+NOBODY = (65534, 65534)
+
+
+def container_user() -> tuple[int, int]:
+    """The invoking user's uid:gid; when that is root, `nobody`, so no container runs as root
+    (the runner hands the writable mounts to it and takes them back afterwards)."""
+    uid, gid = os.getuid(), os.getgid()
+    return NOBODY if uid == 0 else (uid, gid)
+
+
 def container_name(run_id: str, job_key: str) -> str:
     """Deterministic, so a rerun after a harness crash finds and removes a leftover container."""
     return f"inpaint-bench-{run_id[:12]}-{job_key[:12]}"
@@ -112,7 +122,7 @@ def container_spec(
     relax: Relaxations = Relaxations(),
     uid_gid: tuple[int, int] | None = None,
 ) -> ContainerSpec:
-    uid, gid = uid_gid if uid_gid is not None else (os.getuid(), os.getgid())
+    uid, gid = uid_gid if uid_gid is not None else container_user()
     mounts = [
         BindMount(Path(src).resolve(), f"{DATA_MOUNT}/{name}", True)
         for name, src in sorted(launch.mounts.data.items())

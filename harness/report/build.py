@@ -1,0 +1,347 @@
+"""Build RUN_DIR/report/ from a run: Markdown, a self-contained HTML page, CSV and LaTeX.
+
+    report/report.md      every table and figure (figures linked)
+    report/report.html    the same, pictures embedded: one file to share
+    report/tables/*.csv   each table tidy and unrounded (one row per cell, with its CI)
+    report/tables/*.tex   each table as a booktabs table
+    report/figures/*.png  area plots, training curves, sample grids, worst cases
+
+The folder is written under a temporary name and renamed into place, so a reader never sees a
+half-written report; the ledger is only ever read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from harness.data.atomic import atomic_dir
+from harness.progress import Reporter, SilentReporter
+from harness.report import render
+from harness.report.figures import area_plot, curves_plot
+from harness.report.grids import Pictures, choose_samples, sample_grid, worst_grid
+from harness.report.page import Document
+from harness.report.registry import direction_map, label_with_unit, metric_info, metric_order
+from harness.report.render import Layout
+from harness.report.run_tables import (
+    complexity_table,
+    curves_table,
+    jobs_table,
+    models_table,
+    run_table,
+    training_table,
+)
+from harness.report.rundata import RunData, load_run
+from harness.report.score_tables import (
+    ALL_TEST_SETS,
+    area_bin_table,
+    known_pixel_table,
+    main_table,
+    raw_table,
+    worst_table,
+)
+from harness.report.stats import LEVEL, RESAMPLES
+
+REPORT_DIR = "report"
+WORST_COUNT = 3
+MAIN = Layout(("test_set", "metric"))
+BINNED = Layout(("metric", "bin"))
+KNOWN_PIXEL_NOTE = (
+    "Known-pixel deviation: mean |raw − ground truth| over the pixels outside the hole "
+    "(uint8 units). A model that keeps the known pixels scores 0; a large value means it "
+    "damages the unmasked region (how AOT-GAN's mask-polarity bug showed in the seed report), "
+    "which the composite scores above hide."
+)
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Path  # RUN_DIR/report
+    main_markdown: str  # the main tables, as printed by `inpaint-bench report`
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+
+
+def _ci_words(run: RunData) -> str:
+    return (
+        f"brackets: {LEVEL:.0%} percentile-bootstrap interval of the mean over images "
+        f"({RESAMPLES} resamples, seed {run.seed})"
+    )
+
+
+def _label(name: str) -> str:
+    """Make a LaTeX label with hyphens for underscores, so every `_` in a .tex file is escaped
+    text."""
+    return "tab:" + name.replace("_", "-")
+
+
+def _not_shown(run: RunData, source: str, shown: set[str]) -> str:
+    """Name the run's models without scores for `source`, with why; "" if none."""
+    missing = []
+    for model in run.models:
+        if model in shown:
+            continue
+        train = next(
+            (
+                s
+                for s in run.of_kind("train")
+                if run.where(s).model == model and run.where(s).source == source
+            ),
+            None,
+        )
+        if train is None:
+            why = (
+                "skipped"
+                if not any(run.where(s).model == model for s in run.steps)
+                else "not trained"
+            )
+        elif train.status == "failed":
+            why = f"training failed: {train.reason}"
+        else:
+            why = "no scores"
+        missing.append(f"{model} ({why})")
+    return f" Not shown: {'; '.join(missing)}." if missing else ""
+
+
+class _Writer:
+    """Writes one table in every format into the report folder and adds it to the document."""
+
+    def __init__(self, folder: Path, doc: Document, directions: Mapping[str, bool]) -> None:
+        self.folder, self.doc, self.directions = folder, doc, directions
+        (folder / "tables").mkdir()
+        (folder / "figures").mkdir()
+
+    def scores(
+        self, name: str, data: pd.DataFrame, shown: pd.DataFrame, layout: Layout, caption: str
+    ) -> str:
+        render.write_csv(data, self.folder / "tables" / f"{name}.csv")
+        tex = render.scores_latex(shown, layout, self.directions, caption, _label(name))
+        (self.folder / "tables" / f"{name}.tex").write_text(tex)
+        markdown = render.scores_markdown(shown, layout, self.directions, caption)
+        self.doc.table(markdown, render.scores_html(shown, layout, self.directions, caption))
+        return markdown
+
+    def plain(
+        self,
+        name: str,
+        data: pd.DataFrame,
+        caption: str,
+        formats: Mapping[str, render.Formatter] | None = None,
+    ) -> None:
+        render.write_csv(data, self.folder / "tables" / f"{name}.csv")
+        tex = render.plain_latex(data, caption, _label(name), formats)
+        (self.folder / "tables" / f"{name}.tex").write_text(tex)
+        self.doc.table(
+            render.plain_markdown(data, caption, formats), render.plain_html(data, caption, formats)
+        )
+
+    def figure(self, name: str, caption: str, image: Image.Image | None = None) -> None:
+        path = self.folder / "figures" / f"{name}.png"
+        if image is not None:
+            image.save(path, format="PNG", optimize=True)
+        self.doc.figure(f"figures/{name}.png", path.read_bytes(), caption)
+
+
+def build_report(
+    run_dir: Path, reporter: Reporter | None = None, images_root: Path | None = None
+) -> ReportResult:
+    """Write RUN_DIR/report/ (replacing any earlier one) and return its path and main tables.
+
+    `images_root` is where images/<model>/manifest.json are looked up for upstream commits
+    (default: this checkout's images/). Raises DataError when RUN_DIR has no ledger.
+    """
+    reporter = reporter or SilentReporter(quiet=True)
+    run = load_run(run_dir, images_root)
+    metrics = metric_order(list(run.scores["metric"].unique()))
+    directions = direction_map(metrics, run.sidecar_directions())
+    doc = Document(f"inpaint-bench report: {run.run_dir.name}")
+    target = run.run_dir / REPORT_DIR
+    with atomic_dir(target, overwrite=True) as tmp:
+        out = _Writer(tmp, doc, directions)
+        doc.heading(2, "Run", "run")
+        out.plain("run", run_table(run), "The run: versions, profile, runner, device, data.")
+        main = _main_section(run, out)
+        _raw_section(run, out)
+        _area_section(run, out, metrics)
+        _qualitative_section(run, out, reporter)
+        _complexity_section(run, out)
+        _training_section(run, out)
+        (tmp / "report.md").write_text(doc.render_markdown())
+        (tmp / "report.html").write_text(doc.render_html())
+    return ReportResult(target, main)
+
+
+def _main_section(run: RunData, out: _Writer) -> str:
+    out.doc.heading(2, "Main results", "main")
+    if run.scores.empty:
+        out.doc.paragraph("No scores in the ledger: run `inpaint-bench run` with scoring.", True)
+        return ""
+    parts: list[str] = []
+    for source in run.sources:
+        table = main_table(run, source)
+        if table.empty:
+            continue
+        number = len(parts) + 1
+        caption = (
+            f"Table {number}: models trained on {source}. Cell: mean over the test set's "
+            f"images of the per-image score on the composite (the prediction inside the hole, "
+            f"the ground truth outside); {_ci_words(run)}; bold: best of the row "
+            f"(↑ higher is better, ↓ lower is better)."
+            + _not_shown(run, source, set(table["model"]))
+        )
+        out.doc.heading(3, f"Trained on {source}")
+        parts.append(out.scores(f"main_{_slug(source)}", table, table, MAIN, caption))
+    return "\n".join(parts)
+
+
+def _raw_section(run: RunData, out: _Writer) -> None:
+    out.doc.heading(2, "Raw predictions and known pixels", "raw")
+    for source in run.sources:
+        table = raw_table(run, source)
+        if table.empty:
+            continue
+        caption = (
+            f"Models trained on {source}, scored on the raw files as written (no compositing). "
+            f"Cell: mean over images; {_ci_words(run)}; bold: best of the row."
+        )
+        out.doc.heading(3, f"Raw, trained on {source}")
+        out.scores(f"raw_{_slug(source)}", table, table, MAIN, caption)
+    known = known_pixel_table(run)
+    if not known.empty:
+        out.doc.heading(3, "Known-pixel deviation per model")
+        out.doc.paragraph(KNOWN_PIXEL_NOTE, note=True)
+        formats = {"mean": "{:.3f}".format, "ci_low": "{:.3f}".format, "ci_high": "{:.3f}".format}
+        caption = (
+            "Per model and source, over every test image: mean known-pixel deviation with its "
+            "interval; known pixel max abs: the largest change of any known pixel the harness "
+            "measured at predict time; composites: whether every prediction kept them exactly."
+        )
+        out.plain("known_pixels", known, caption, formats)
+
+
+def _area_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
+    out.doc.heading(2, "Scores by hole area", "area")
+    tables = [area_bin_table(run, source) for source in run.sources]
+    tables = [t for t in tables if not t.empty]
+    for table in tables:
+        source = str(table["source"].iloc[0])
+        pooled = table[table["test_set"] == ALL_TEST_SETS]
+        caption = (
+            f"Models trained on {source}, composite scores per hole-area bin (fraction of the "
+            f"image that is hole, open below, closed above), pooled over the source's test "
+            f"sets (per-test-set rows in tables/area_bins_{_slug(source)}.csv); {_ci_words(run)}."
+        )
+        out.doc.heading(3, f"By hole area, trained on {source}")
+        out.scores(f"area_bins_{_slug(source)}", table, pooled, BINNED, caption)
+    if not tables:
+        return
+    bins = pd.concat(tables, ignore_index=True)
+    for metric in metrics:
+        path = out.folder / "figures" / f"area_{_slug(metric)}.png"
+        if area_plot(bins, metric, path):
+            label = label_with_unit(metric_info(metric))
+            caption = f"{label} against hole area (pooled test sets; bars: {LEVEL:.0%} intervals)"
+            out.figure(f"area_{_slug(metric)}", caption)
+
+
+def _qualitative_section(run: RunData, out: _Writer, reporter: Reporter) -> None:
+    out.doc.heading(2, "Qualitative results", "qualitative")
+    composite = run.scores[run.scores["variant"] == "composite"]
+    candidates = {
+        t: sorted(set(composite[composite["test_set"] == t]["image"])) for t in run.test_sets
+    }
+    candidates = {t: names for t, names in candidates.items() if names}
+    if not candidates:
+        out.doc.paragraph("No scored predictions to show.", note=True)
+        return
+    samples = choose_samples(run.run_dir, candidates, run.seed)
+    pictures = Pictures(run.run_dir, run.data_root)
+    if run.data_root is None:
+        reporter.note("the run's data root is not here: grids show raw predictions, no truth")
+        out.doc.paragraph(
+            f"The data root {run.info.get('data_root')!r} is not on this machine: ground truth "
+            "is missing and predictions are shown raw.",
+            note=True,
+        )
+    pairs = composite[["source", "model"]].drop_duplicates()
+    columns = [
+        (s, m)
+        for s in run.sources
+        for m in run.models
+        if ((pairs.source == s) & (pairs.model == m)).any()
+    ]
+    for test_set, names in samples.items():
+        rows = composite[composite["test_set"] == test_set]
+        fractions = dict(zip(rows["image"], rows["hole_fraction"], strict=True))
+        image = sample_grid(pictures, test_set, names, columns, fractions)
+        caption = (
+            f"{test_set}: samples drawn with seed {run.seed} (stored in report_samples.json); "
+            "predictions composited onto the ground truth"
+        )
+        out.figure(f"grid_{_slug(test_set)}", caption, image)
+    worst = worst_table(run, WORST_COUNT)
+    out.doc.heading(3, "Worst cases per model")
+    out.plain(
+        "worst_cases",
+        worst,
+        "Each model's worst composite predictions.",
+        {"value": "{:.3f}".format, "hole_fraction": "{:.0%}".format},
+    )
+    for (source, model), picks in worst.groupby(["source", "model"], sort=False):
+        note = str(picks["note"].iloc[0])
+        image = worst_grid(pictures, str(source), str(model), picks.to_dict("records"))
+        caption = f"{model} trained on {source}: {WORST_COUNT} worst cases ({note})"
+        out.figure(f"worst_{_slug(str(source))}_{_slug(str(model))}", caption, image)
+
+
+def _complexity_section(run: RunData, out: _Writer) -> None:
+    out.doc.heading(2, "Model complexity", "complexity")
+    device = run.info.get("device", "?")
+    caption = (
+        "From each model's describe step: parameter counts; FLOPs of one generator forward of "
+        "one image at its image size, in GFLOPs and GMACs (1 MAC = 2 FLOPs; a lower bound where "
+        f"ops were uncounted); median latency and peak memory on the run's device ({device}); "
+        "— = not measured."
+    )
+    formats = {
+        "params_generator": "{:,}".format,
+        "params_discriminator": "{:,}".format,
+        "gflops": "{:.2f}".format,
+        "gmacs": "{:.2f}".format,
+        "latency_ms_median": "{:.1f}".format,
+        "peak_memory_mib": "{:.0f}".format,
+    }
+    out.plain("complexity", complexity_table(run), caption, formats)
+
+
+def _training_section(run: RunData, out: _Writer) -> None:
+    out.doc.heading(2, "Training", "training")
+    short = {"image_digest": lambda d: str(d).removeprefix("sha256:")[:12]}
+    out.plain(
+        "training",
+        training_table(run),
+        "Every training job, failed ones included: status, stop reason, budget and time "
+        "(seconds), optimiser steps, images seen, image digest (first 12 hex; full in the CSV).",
+        short,
+    )
+    curves = curves_table(run)
+    render.write_csv(curves, out.folder / "tables" / "curves.csv")
+    for source in run.sources:
+        name = f"curves_{_slug(source)}"
+        if curves_plot(curves, source, out.folder / "figures" / f"{name}.png"):
+            out.figure(name, f"Training losses of the models trained on {source}")
+    out.doc.heading(3, "Models and upstreams")
+    out.plain("models", models_table(run), "Each model's outcome, image and upstream code.", short)
+    out.doc.heading(3, "Failed and skipped jobs")
+    jobs = jobs_table(run)
+    if jobs.empty:
+        out.doc.paragraph("None: every job finished.")
+    else:
+        out.plain("jobs", jobs, "Jobs that did not finish, with why.")

@@ -1,0 +1,98 @@
+"""Plots: each metric against mask area, and training losses against step.
+
+Figures are built with matplotlib's object API on an Agg canvas and never registered with
+pyplot, so nothing stays open after a PNG is saved and no display is needed. One function per
+figure; each takes a table's DataFrame (the data) and a path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from harness.report.registry import label_with_unit, metric_info
+from harness.report.score_tables import ALL_TEST_SETS, BINS
+
+DPI = 100
+
+
+def _figure(panels: int, width: float, height: float, bottom: float) -> Figure:
+    # Fixed margins: matplotlib's constrained/tight layout doubles the drawing time, and these
+    # figures have the same few labels every time.
+    figure = Figure(figsize=(width * max(panels, 1), height), dpi=DPI)
+    left = 0.8 / (width * max(panels, 1))
+    figure.subplots_adjust(left=left, right=0.98, bottom=bottom, top=0.9, wspace=0.35)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: Path) -> None:
+    # No metadata: the same data gives the same bytes.
+    figure.savefig(path, format="png", metadata={"Software": None})
+    figure.clear()
+
+
+def area_plot(bins: pd.DataFrame, metric: str, path: Path) -> bool:
+    """Plot `metric` (pooled over each source's test sets) against hole area: one panel per
+    training source, one line per model with its 95 % interval; False if nothing to plot."""
+    rows = bins[(bins["metric"] == metric) & (bins["test_set"] == ALL_TEST_SETS) & (bins["n"] > 0)]
+    if rows.empty:
+        return False
+    sources = list(dict.fromkeys(bins["source"]))
+    models = list(dict.fromkeys(rows["model"]))
+    figure = _figure(len(sources), 4.4, 3.4, 0.27)
+    axes = figure.subplots(1, len(sources), squeeze=False)[0]
+    info = metric_info(metric)
+    x = np.arange(len(BINS))
+    for ax, source in zip(axes, sources, strict=True):
+        for index, model in enumerate(models):
+            line = rows[(rows["source"] == source) & (rows["model"] == model)]
+            if line.empty:
+                continue
+            # Dodge the models sideways a little so their interval bars do not overlap.
+            dodge = (index - (len(models) - 1) / 2) * 0.08
+            where = [BINS.index(b) + dodge for b in line["bin"]]
+            mean = line["mean"].to_numpy()
+            err = np.vstack([mean - line["ci_low"].to_numpy(), line["ci_high"].to_numpy() - mean])
+            ax.errorbar(
+                where, mean, yerr=err, marker="o", capsize=3, label=model, color=f"C{index}"
+            )
+        ax.set_title(f"trained on {source}")
+        ax.set_xticks(x, BINS, rotation=30, fontsize=8)
+        ax.set_xlabel("hole area (fraction of the image)")
+        arrow = {True: " (higher is better)", False: " (lower is better)", None: ""}
+        ax.set_ylabel(label_with_unit(info) + arrow[info.higher_is_better])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(figure, path)
+    return True
+
+
+def curves_plot(curves: pd.DataFrame, source: str, path: Path) -> bool:
+    """Plot training losses against step for one source: one panel per model, one line per loss
+    (log scale when every value is positive); False if no model logged a loss."""
+    rows = curves[curves["source"] == source]
+    if rows.empty:
+        return False
+    models = list(dict.fromkeys(rows["model"]))
+    figure = _figure(len(models), 3.8, 3.0, 0.17)
+    axes = figure.subplots(1, len(models), squeeze=False)[0]
+    for ax, model in zip(axes, models, strict=True):
+        mine = rows[rows["model"] == model]
+        for loss in dict.fromkeys(mine["loss"]):
+            line = mine[mine["loss"] == loss].sort_values("step")
+            ax.plot(line["step"], line["value"], label=loss, linewidth=1.2)
+        if (mine["value"] > 0).all():
+            ax.set_yscale("log")
+        failed = (mine["status"] == "failed").any()
+        ax.set_title(f"{model} on {source}" + (" (failed)" if failed else ""))
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(figure, path)
+    return True

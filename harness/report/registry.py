@@ -1,0 +1,70 @@
+"""What the report knows about each score column: label, direction, unit and precision.
+
+A copy of the few facts the report needs from images/metrics/metrics.py's `METRICS`: the harness
+must not import that module (its LPIPS half needs torch), and tests/test_report.py checks that
+the two registries agree on names, `higher_is_better` and units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# The metrics image writes this status for an LPIPS column whose backbone weights were absent
+# (images/metrics/metrics.py WEIGHTS_MISSING); its cells are NULL in the ledger.
+WEIGHTS_MISSING = "n/a (weights missing)"
+NOT_AVAILABLE = "n/a"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to label and rank one score column."""
+
+    name: str
+    higher_is_better: bool | None  # None: unknown direction, so never bolded
+    label: str  # plain text, no markup: every renderer escapes it its own way
+    unit: str = ""
+    decimals: int = 3
+
+
+REGISTRY: dict[str, MetricInfo] = {
+    m.name: m
+    for m in (
+        MetricInfo("psnr", True, "PSNR", "dB", 2),
+        MetricInfo("ssim", True, "SSIM", "", 3),
+        MetricInfo("ssim_gauss", True, "SSIM (Gaussian)", "", 3),
+        MetricInfo("lpips", False, "LPIPS", "", 3),
+        MetricInfo("lpips_vgg", False, "LPIPS (VGG)", "", 3),
+        MetricInfo("l1_hole", False, "Hole L1", "", 2),
+        MetricInfo("psnr_hole", True, "Hole PSNR", "dB", 2),
+        MetricInfo("known_pixel_dev", False, "Known-pixel deviation", "", 2),
+    )
+}
+# Always 0 on the composite variant by construction, so it only appears in the raw tables.
+RAW_ONLY = ("known_pixel_dev",)
+
+
+def metric_info(name: str, higher_is_better: Mapping[str, Any] | None = None) -> MetricInfo:
+    """Look up `name`; an unknown column takes its direction from the score
+    sidecar's `higher_is_better` map when given (else it is never bolded)."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    direction = (higher_is_better or {}).get(name)
+    return MetricInfo(name, None if direction is None else bool(direction), name, "", 3)
+
+
+def direction_map(names: list[str], sidecar: Mapping[str, Any] | None = None) -> dict[str, bool]:
+    """Map every column whose direction is known to its `higher_is_better`."""
+    infos = [metric_info(n, sidecar) for n in names]
+    return {i.name: i.higher_is_better for i in infos if i.higher_is_better is not None}
+
+
+def metric_order(names: list[str]) -> list[str]:
+    """Order metric names: the registry's order first, then any others alphabetically."""
+    known = [m for m in REGISTRY if m in names]
+    return known + sorted(set(names) - set(known))
+
+
+def label_with_unit(info: MetricInfo) -> str:
+    return f"{info.label} ({info.unit})" if info.unit else info.label

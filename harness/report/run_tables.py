@@ -1,0 +1,201 @@
+"""Run tables as data: complexity, training, models and their upstreams, failed and skipped
+jobs, training curves and the run's metadata. Unformatted DataFrames; render.py formats them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from harness.report.rundata import RunData
+from harness.report.stats import LEVEL, RESAMPLES
+
+NOT_RUN = "not run"
+SKIPPED = "skipped"
+SKIP_REASON = (
+    "no step in the ledger: `inpaint-bench run` skipped this model (e.g. no upstream source "
+    "for the runner) or never reached it; its run summary says which"
+)
+
+
+def complexity_table(run: RunData) -> pd.DataFrame:
+    """Tabulate, per model from its describe step, parameters, FLOPs of one forward of one image at
+    its image size (GFLOPs, and GMACs with 1 MAC = 2 FLOPs), uncounted ops, median latency and peak
+    memory on the run's device."""
+    out = []
+    for model in run.models:
+        step = next(
+            (s for s in reversed(run.of_kind("describe")) if run.where(s).model == model), None
+        )
+        row: dict[str, Any] = {"model": model, "status": step.status if step else NOT_RUN}
+        doc = (step.result or {}).get("describe", {}) if step else {}
+        params = doc.get("parameters", {})
+        flops = doc.get("flops", {})
+        latency = doc.get("latency_ms") or {}
+        memory = doc.get("peak_memory_bytes")
+        count = flops.get("forward_flops")
+        row |= {
+            "params_generator": params.get("generator"),
+            "params_discriminator": params.get("discriminator"),
+            "gflops": count / 1e9 if count is not None else None,
+            "gmacs": count / 2e9 if count is not None else None,
+            "image_size": flops.get("image_size"),
+            "uncounted_ops": ", ".join(flops.get("uncounted_ops", [])) or None,
+            "counter": flops.get("counter"),
+            "latency_ms_median": latency.get("median"),
+            "latency_runs": latency.get("runs"),
+            "peak_memory_mib": memory / 2**20 if memory is not None else None,
+            "device": doc.get("device"),
+            "reason": None if step is None or step.status == "done" else step.reason,
+        }
+        out.append(row)
+    return _integers(
+        pd.DataFrame(out),
+        ["params_generator", "params_discriminator", "image_size", "latency_runs"],
+    )
+
+
+def _integers(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Keep counts integer where some are missing (pandas would make the column float)."""
+    for column in columns:
+        table[column] = table[column].astype("Int64")
+    return table
+
+
+def training_table(run: RunData) -> pd.DataFrame:
+    """Tabulate every (source, model) training job, failed ones included, with its stop reason."""
+    out = []
+    for step in run.of_kind("train"):
+        where = run.where(step)
+        result = step.result or {}
+        out.append(
+            {
+                "source": where.source,
+                "model": where.model,
+                "status": step.status,
+                "stop_reason": result.get("reason") or step.reason,
+                "budget_s": result.get("budget_s"),
+                "steps": result.get("steps"),
+                "images_seen": result.get("images_seen"),
+                "setup_s": result.get("setup_s"),
+                "train_s": result.get("train_s"),
+                "wall_s": result.get("wall_s"),
+                "image_digest": result.get("image_digest"),
+            }
+        )
+    columns = ["source", "model", "status", "stop_reason", "budget_s", "steps", "images_seen"]
+    table = pd.DataFrame(out, columns=[*columns, "setup_s", "train_s", "wall_s", "image_digest"])
+    return _integers(table, ["steps", "images_seen"])
+
+
+def models_table(run: RunData) -> pd.DataFrame:
+    """Tabulate per model what happened to it, its image digest and its upstream (from the model's
+    images/<name>/manifest.json when that folder is here)."""
+    out = []
+    for model in run.models:
+        steps = [s for s in run.steps if run.where(s).model == model]
+        failed = [s for s in steps if s.status == "failed"]
+        if not steps:
+            status = SKIPPED
+        elif failed:
+            status = f"failed ({len(failed)} of {len(steps)} steps)"
+        else:
+            status = "ok"
+        digests = [(s.result or {}).get("image_digest") for s in steps]
+        upstream = _manifest(run, model).get("upstream") or {}
+        out.append(
+            {
+                "model": model,
+                "status": status,
+                "image_digest": next((d for d in reversed(digests) if d), None),
+                "upstream_url": upstream.get("url"),
+                "upstream_commit": upstream.get("commit"),
+                "license": upstream.get("license"),
+            }
+        )
+    columns = ["model", "status", "image_digest", "upstream_url", "upstream_commit", "license"]
+    return pd.DataFrame(out, columns=columns)
+
+
+def _manifest(run: RunData, model: str) -> dict[str, Any]:
+    path = run.images_root / model / "manifest.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def jobs_table(run: RunData) -> pd.DataFrame:
+    """List every job that did not finish: failed or still running steps, the predictions and
+    scores a failed training prevented, and models with no step at all (skipped)."""
+    out: list[dict[str, Any]] = []
+    for step in run.steps:
+        if step.status == "done":
+            continue
+        where = run.where(step)
+        out.append(
+            {
+                "kind": step.kind,
+                "model": where.model,
+                "source": where.source,
+                "test_set": where.test_set,
+                "status": step.status,
+                "reason": step.reason,
+            }
+        )
+        if step.kind == "train" and step.status == "failed":
+            row = {"kind": "predict, score", "model": where.model, "source": where.source}
+            out.append(row | {"test_set": "all", "status": NOT_RUN, "reason": "training failed"})
+    for model in run.models:
+        if not any(run.where(s).model == model for s in run.steps):
+            row = {"kind": "all", "model": model, "source": "", "test_set": ""}
+            reason = run.info.get("skipped", {}).get(model, SKIP_REASON)
+            out.append(row | {"status": SKIPPED, "reason": reason})
+    return pd.DataFrame(out, columns=["kind", "model", "source", "test_set", "status", "reason"])
+
+
+def curves_table(run: RunData) -> pd.DataFrame:
+    """Collect the training losses from the train steps' progress events: source, model, the job's
+    status, step, loss, value (every attempt of a resumed job; a later attempt wins where steps
+    repeat)."""
+    out = []
+    for step in run.of_kind("train"):
+        where = run.where(step)
+        for event in run.progress.get(step.key, []):
+            for loss, value in (event.get("losses") or {}).items():
+                if value is not None:
+                    step_no = int(event["step"])
+                    out.append((where.source, where.model, step.status, step_no, loss, value))
+    columns = ["source", "model", "status", "step", "loss", "value"]
+    table = pd.DataFrame(out, columns=columns)
+    return table.drop_duplicates(["source", "model", "step", "loss"], keep="last").reset_index(
+        drop=True
+    )
+
+
+def run_table(run: RunData) -> pd.DataFrame:
+    """Tabulate the run's identity as field/value rows: versions, profile, runner, device, seed,
+    data."""
+    info = run.info
+    fields: list[tuple[str, Any]] = [
+        ("run folder", str(run.run_dir)),
+        ("harness version", info.get("harness_version")),
+        ("profile", info.get("profile")),
+        ("runner", info.get("runner")),
+        ("device", info.get("device")),
+        ("gpu", info.get("gpu")),
+        ("seed", info.get("seed")),
+        ("image size", info.get("image_size")),
+        ("data root", info.get("data_root")),
+        ("data identity", info.get("data_identity")),
+        ("models", ", ".join(map(str, info.get("models", [])))),
+        ("sources", ", ".join(run.sources)),
+        ("test sets", ", ".join(run.test_sets)),
+        (
+            "confidence intervals",
+            f"{LEVEL:.0%} percentile bootstrap over images, {RESAMPLES} resamples, seed {run.seed}",
+        ),
+    ]
+    return pd.DataFrame(fields, columns=["field", "value"])

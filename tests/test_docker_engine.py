@@ -1,0 +1,142 @@
+"""Real containers on a real engine: validate, an end-to-end run, the budget kill, the sandbox.
+
+These run wherever a Docker engine answers and an offline-capable base image is named by
+$INPAINT_BENCH_BASE_IMAGE (`.ci/docker-setup.sh` builds one; CI sets it). Otherwise they skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from runs import REPO, faulty, reference, tiny_run_profile
+
+from harness.conformance import Conformance
+from harness.ledger import Ledger
+from harness.pipeline import Pipeline
+from harness.progress import SilentReporter
+from harness.runners.base import Launch, Limits, Mounts
+from harness.runners.sandbox import container_user
+
+pytestmark = pytest.mark.docker
+docker = pytest.importorskip("docker")
+
+from harness.runners.docker import DockerRunner, engine_problem  # noqa: E402
+
+PROBE = REPO / "tests" / "fixtures" / "images" / "probe"
+
+
+@pytest.fixture(scope="module")
+def runner() -> DockerRunner:
+    problem = engine_problem()
+    if problem:
+        pytest.skip(problem)
+    base = os.environ.get("INPAINT_BENCH_BASE_IMAGE")
+    if not base:
+        pytest.skip("set INPAINT_BENCH_BASE_IMAGE to an offline base image (.ci/docker-setup.sh)")
+    client = docker.from_env(timeout=300)
+    try:
+        client.images.get(base)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"{base}: base image not in the engine; run .ci/docker-setup.sh")
+    return DockerRunner(reporter=SilentReporter(quiet=True), client=client, base_image=base)
+
+
+@pytest.mark.parametrize("model", ["classical", "gatedconv"])
+def test_reference_images_pass_validate_in_the_sandbox(
+    runner: DockerRunner, model: str, tmp_path: Path
+) -> None:
+    report = Conformance(str(REPO / "images" / model), runner, tmp_path).run()
+    checks = {c.name: (c.status, c.detail) for c in report.checks}
+    assert report.passed, checks
+    sandbox = checks["works with no network, a read-only root and an arbitrary uid"]
+    assert sandbox[0] == "pass", sandbox
+
+
+def test_end_to_end_run_train_predict_score(runner: DockerRunner, tmp_path: Path) -> None:
+    profile = tiny_run_profile(tmp_path, [reference("gatedconv", 4.0)], size=32)
+    summary = Pipeline(profile, tmp_path / "run", runner, SilentReporter(quiet=True)).run()
+    assert not summary.failed, [(s.label, s.reason) for s in summary.failed]
+    kinds = {s.kind for s in summary.steps}
+    assert {"train", "predict", "score"} <= kinds
+    with Ledger.in_run_dir(tmp_path / "run") as ledger:
+        train = next(s for s in ledger.steps("train"))
+        rows = ledger.score_rows()
+    assert train.result and train.result["steps"] > 0
+    assert train.result["image_digest"].startswith("sha256:")
+    assert {r["metric"] for r in rows} >= {"psnr", "known_pixel_dev"}
+    predictions = tmp_path / "run" / "predictions" / "scenes" / "gatedconv" / "faces_test"
+    # The files belong to the invoking user, even where the container ran as `nobody`.
+    assert all(p.stat().st_uid == os.getuid() for p in predictions.glob("*.png"))
+
+
+def test_budget_kill_of_a_container_that_ignores_sigterm(
+    runner: DockerRunner, tmp_path: Path
+) -> None:
+    profile = tiny_run_profile(tmp_path, [faulty("stubborn", "ignore_sigterm", 1.0)], grace_s=2.0)
+    summary = Pipeline(profile, tmp_path / "run", runner, SilentReporter(quiet=True)).run()
+    train = next(s for s in summary.steps if s.kind == "train")
+    assert train.status == "failed"
+    assert "ignored SIGTERM for 2 s after its budget: killed" in train.reason
+    client = runner.client
+    assert client.containers.list(all=True, filters={"label": "dev.inpaint-bench.run"}) == []
+
+
+def test_inside_the_sandbox_nothing_escapes(runner: DockerRunner, tmp_path: Path) -> None:
+    inputs, masks, outputs = (tmp_path / n for n in ("inputs", "masks", "outputs"))
+    for folder in (inputs, masks, outputs, tmp_path / "job", tmp_path / "ck"):
+        folder.mkdir()
+    (inputs / "000000.png").write_bytes(b"")
+    job = tmp_path / "job" / "job.json"
+    job.write_text(
+        json.dumps(
+            {
+                "contract_version": "1",
+                "command": "predict",
+                "job_id": "probe",
+                "seed": 0,
+                "device": "cpu",
+                "image_size": 32,
+                "batch_size": 1,
+                "hyperparameters": {},
+                "data": {"inputs": "inputs", "masks": "masks"},
+            }
+        )
+    )
+    launch = Launch(
+        "probe",
+        str(PROBE),
+        "predict",
+        Mounts({"inputs": inputs, "masks": masks}, job, tmp_path / "ck", outputs),
+        Limits(300, 120, 5),
+        tmp_path / "probe.log",
+        key="probe-" + "0" * 20,
+        run_id="probe",
+    )
+    from harness.supervisor import supervise
+
+    process = runner.start(launch)
+    try:
+        outcome = supervise(process, launch)
+    finally:
+        process.cleanup()
+    assert outcome.ok, (outcome.reason, (tmp_path / "probe.log").read_text()[-2000:])
+    probe = json.loads((outputs / "probe.json").read_text())
+    assert (probe["uid"], probe["gid"]) == container_user()
+    assert probe["uid"] != 0, "no container runs as root, even when the harness does"
+    for attempt in (
+        "tcp_out",
+        "dns",
+        "write_data",
+        "write_root",
+        "write_app",
+        "setuid_root",
+        "sudo",
+    ):
+        assert probe[attempt].startswith("refused"), (attempt, probe[attempt])
+    assert probe["write_tmp"].startswith("SUCCEEDED")  # the tmpfs is the one writable place
+    assert probe["capabilities"] == "0000000000000000" and probe["no_new_privs"] == "1"
+    assert not any("test" in f.split("/")[0] for f in probe["data_files"])
+    assert not (inputs / "planted.txt").exists()
