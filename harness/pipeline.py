@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import __version__, scoring
+from harness import __version__, describing, scoring
 from harness.config import ModelEntry, Profile
 from harness.data.atomic import atomic_write_text
 from harness.data.layout import DataLayout
 from harness.data.manifest import data_identity
 from harness.errors import DataError, HarnessError
 from harness.images import ImageFolder
-from harness.jobs import describe_job, predict_job, spec_of, train_job, write_job
+from harness.jobs import predict_job, spec_of, train_job, write_job
 from harness.ledger import Ledger, content_key
 from harness.predictions import check_predictions, make_masked_inputs
 from harness.progress import Reporter, job_display
@@ -113,7 +113,7 @@ class Pipeline:
                     self._record_skip(model.name, missing)
                     self.reporter.note(f"skipping: {missing}")
                     continue
-                self._describe(ledger, summary, model, folder)
+                describing.describe(self, ledger, summary, model, folder)
                 for source in self.profile.sources:
                     train = self._train(ledger, summary, model, folder, source, data_id)
                     for test_set in self.profile.test_sets:
@@ -141,6 +141,10 @@ class Pipeline:
         """Why this runner cannot run the model at all here (e.g. no upstream source offline)."""
         check = getattr(self.runner, "unavailable", None)
         return check(model.name, folder) if check is not None else None
+
+    def _image_id(self, folder: ImageFolder) -> str | None:
+        lookup = getattr(self.runner, "image_id", None)
+        return lookup(str(folder.path)) if lookup is not None else None
 
     def _record_skip(self, model: str, reason: str) -> None:
         """Keep why a model was skipped in run.json, where the report finds it."""
@@ -245,43 +249,6 @@ class Pipeline:
         rt = self.profile.runtime
         return Limits(setup_cap_s=rt.setup_cap_s, budget_s=budget_s, grace_s=rt.grace_s)
 
-    def _describe(
-        self, ledger: Ledger, summary: RunSummary, model: ModelEntry, folder: ImageFolder
-    ) -> None:
-        if "describe" not in folder.manifest["commands"]:
-            return
-        doc = describe_job("", self.profile, model, self.device, folder.manifest)
-        parts = {"model": model.name, "image": folder.digest, "job": spec_of(doc)}
-
-        def body(key: str, attempt: int) -> dict[str, Any]:
-            work = self.run_dir / "describe" / model.name
-            shutil.rmtree(work, ignore_errors=True)
-            job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
-            launch = Launch(
-                model.name,
-                str(folder.path),
-                "describe",
-                Mounts({}, job, work / "checkpoints", work / "outputs"),
-                self._limits(600.0),
-                self.run_dir / "logs" / f"describe-{model.name}.log",
-                self.gpu,
-            )
-            outcome = self._launch(ledger, key, attempt, launch, f"describe {model.name}")
-            found = work / "outputs" / "describe.json"
-            if not outcome.ok or not found.is_file():
-                return {
-                    "failed": True,
-                    "reason": outcome.reason
-                    if not outcome.ok
-                    else f"{found}: describe wrote no describe.json",
-                }
-            from harness.contract import validate_describe
-
-            report = validate_describe(json.loads(found.read_text()), str(found))
-            return {"reason": "done", "describe": report, "image_digest": folder.digest}
-
-        self._step(ledger, summary, "describe", model.name, parts, body)
-
     def _train(
         self,
         ledger: Ledger,
@@ -338,6 +305,7 @@ class Pipeline:
                 "violations": len(outcome.violations),
                 "checkpoints": str(checkpoints),
                 "image_digest": folder.digest,
+                "docker_image": self._image_id(folder),
                 "budget_s": model.train_budget_s,
             }
             if not outcome.ok:

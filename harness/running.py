@@ -26,35 +26,34 @@ def choose_runner(
     reporter: Reporter,
     runtime: Runtime | None = None,
     base_image: str | None = None,
+    images: list[Path] | None = None,
 ) -> Runner:
-    """docker when asked for (or when an engine answers under auto), otherwise local."""
-    if requested in ("docker", "auto"):
-        try:
-            from harness.runners.docker import DockerRunner, engine_problem
-        except ImportError as error:
-            if requested == "docker":
-                raise HarnessError(
-                    f"the docker runner is unavailable: {error}",
-                    "pip install 'inpaint-bench[docker]'",
-                ) from None
-            reporter.note(f"runner: local (the docker runner is unavailable: {error})")
-            return LocalRunner(upstream, reporter)
-        problem = engine_problem()
-        if problem is None:
-            reporter.note("runner: docker (an engine answers)")
-            from harness.runners.sandbox import Relaxations
-
-            relax = Relaxations(
-                **dict.fromkeys(runtime.sandbox_relaxations if runtime else (), True)
-            )
-            return DockerRunner(runtime, relax, upstream, reporter, base_image=base_image)
+    """docker when asked for, or under `auto` when an engine answers and `images` (the image
+    folders the run needs, metrics included) build; otherwise local. Says which and why."""
+    if requested == "local":
+        reporter.note("runner: local (asked for with --runner local)")
+        return LocalRunner(upstream, reporter)
+    try:
+        from harness.runners.docker import DockerRunner, engine_problem
+        from harness.runners.sandbox import Relaxations
+    except ImportError as error:
         if requested == "docker":
             raise HarnessError(
-                f"--runner docker: {problem}", "start the Docker engine, or use --runner local"
-            )
-        reporter.note(f"runner: local ({problem})")
+                f"the docker runner is unavailable: {error}", "pip install 'inpaint-bench[docker]'"
+            ) from None
+        reporter.note(f"runner: local (the docker runner is unavailable: {error})")
         return LocalRunner(upstream, reporter)
-    reporter.note("runner: local (asked for with --runner local)")
+    problem = engine_problem()
+    if problem is None:
+        relax = Relaxations(**dict.fromkeys(runtime.sandbox_relaxations if runtime else (), True))
+        runner = DockerRunner(runtime, relax, upstream, reporter, base_image=base_image)
+        problem = runner.build_all(images or [])
+        if problem is None:
+            reporter.note("runner: docker (an engine answers and the images build)")
+            return runner
+    if requested == "docker":
+        raise HarnessError(f"--runner docker: {problem}", "fix that, or use --runner local")
+    reporter.note(f"runner: local ({problem})")
     return LocalRunner(upstream, reporter)
 
 
@@ -100,7 +99,15 @@ def run_command(request: RunRequest, reporter: Reporter) -> RunSummary:
     reporter.note(f"profile: {choice.profile} ({choice.reason})")
     ensure_data(request.config_path, choice.profile, reporter)
     profile = bench.profile(choice.profile)
-    runner = choose_runner(request.runner, request.upstream, reporter, profile.runtime)
+    base = request.config_path.resolve().parent
+    folders = [base / m.image for m in profile.models if (base / m.image).is_dir()]
+    if request.score:
+        from harness.scoring import METRICS_FOLDER
+
+        folders.append(METRICS_FOLDER)
+    runner = choose_runner(
+        request.runner, request.upstream, reporter, profile.runtime, images=folders
+    )
     run_dir = request.run_dir or request.config_path.parent / "runs" / choice.profile
     reporter.note(f"run folder: {run_dir}")
     pipeline = Pipeline(

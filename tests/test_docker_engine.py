@@ -66,10 +66,18 @@ def test_end_to_end_run_train_predict_score(runner: DockerRunner, tmp_path: Path
         rows = ledger.score_rows()
     assert train.result and train.result["steps"] > 0
     assert train.result["image_digest"].startswith("sha256:")
+    assert train.result["docker_image"].startswith("sha256:")
     assert {r["metric"] for r in rows} >= {"psnr", "known_pixel_dev"}
     predictions = tmp_path / "run" / "predictions" / "scenes" / "gatedconv" / "faces_test"
     # The files belong to the invoking user, even where the container ran as `nobody`.
     assert all(p.stat().st_uid == os.getuid() for p in predictions.glob("*.png"))
+
+    from harness.progress import SilentReporter as Quiet
+    from harness.report.build import build_report
+
+    report = build_report(tmp_path / "run", Quiet(quiet=True))
+    assert (report.path / "report.html").is_file()
+    assert "gatedconv" in report.main_markdown and "faces_test" in report.main_markdown
 
 
 def test_budget_kill_of_a_container_that_ignores_sigterm(

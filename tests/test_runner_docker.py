@@ -155,3 +155,62 @@ def test_gpu_uses_a_device_request(tmp_path: Path) -> None:
     DockerRunner(client=client).start(predict_launch(tmp_path, gpu=1))
     request = client.created[0].kwargs["device_requests"][0]
     assert request["DeviceIDs"] == ["1"] and request["Capabilities"] == [["gpu"]]
+
+
+class NotingReporter:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def track(self, items: Any, total: Any, description: str) -> Any:
+        return iter(items)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def test_auto_falls_back_to_local_when_images_do_not_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.builder
+    import harness.runners.docker as docker_runner
+    from harness.errors import HarnessError
+    from harness.running import choose_runner
+
+    def failing_build(*args: Any, **kwargs: Any) -> str:
+        raise HarnessError("images/gatedconv: docker build failed (log: x):\nno base image")
+
+    monkeypatch.setattr(docker_runner, "engine_problem", lambda client=None: None)
+    monkeypatch.setattr(docker_runner.docker, "from_env", lambda **kw: FakeClient())
+    monkeypatch.setattr(harness.builder, "build_image", failing_build)
+    reporter = NotingReporter()
+    folder = Path(__file__).resolve().parents[1] / "images" / "gatedconv"
+    runner = choose_runner("auto", {}, reporter, images=[folder])
+    assert runner.name == "local"
+    assert reporter.notes == [
+        "runner: local (the Docker engine answers but gatedconv's image does not build: "
+        "images/gatedconv: docker build failed (log: x):)"
+    ]
+    with pytest.raises(HarnessError, match="--runner docker: the Docker engine answers but"):
+        choose_runner("docker", {}, reporter, images=[folder])
+
+
+def test_auto_uses_docker_when_the_images_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.builder
+    import harness.runners.docker as docker_runner
+    from harness.running import choose_runner
+
+    built: list[Path] = []
+    monkeypatch.setattr(docker_runner, "engine_problem", lambda client=None: None)
+    monkeypatch.setattr(docker_runner.docker, "from_env", lambda **kw: FakeClient())
+    monkeypatch.setattr(
+        harness.builder,
+        "build_image",
+        lambda folder, *a, **k: built.append(folder) or "inpaint-bench/x:1",
+    )
+    reporter = NotingReporter()
+    folder = Path(__file__).resolve().parents[1] / "images" / "classical"
+    runner = choose_runner("auto", {}, reporter, images=[folder])
+    assert runner.name == "docker" and built == [folder]
+    assert reporter.notes[-1] == "runner: docker (an engine answers and the images build)"

@@ -129,8 +129,9 @@ class DockerRunner:
 
     def image_for(self, launch: Launch) -> str:
         """The built image for `launch.image` (a folder is built once, then reused)."""
-        if launch.image in self.images:
-            return self.images[launch.image]
+        key = str(Path(launch.image).resolve())
+        if key in self.images:
+            return self.images[key]
         from harness.builder import build_image  # imported late: builds shell out to docker
 
         ref = build_image(
@@ -140,7 +141,7 @@ class DockerRunner:
             self.reporter,
             self.client,
         )
-        self.images[launch.image] = ref
+        self.images[key] = ref
         return ref
 
     def spec(self, launch: Launch, image: str) -> ContainerSpec:
@@ -153,6 +154,42 @@ class DockerRunner:
             self.relax,
             launch.uid_gid,
         )
+
+    def image_id(self, folder: str) -> str | None:
+        """The content digest (image ID) of the image built for `folder`, for the results."""
+        tag = self.images.get(str(Path(folder).resolve()))
+        if tag is None:
+            return None
+        with contextlib.suppress(DockerException):
+            return str(self.client.images.get(tag).id)
+        return None
+
+    def build_all(self, folders: list[Path]) -> str | None:
+        """Build every image a run needs up front; None, or why one does not build. A model
+        whose upstream source cannot be had is left to the run, which skips it."""
+        from harness.builder import build_image
+        from harness.errors import HarnessError
+        from harness.images import ImageFolder
+
+        for folder in folders:
+            if (folder / "manifest.json").is_file():
+                image = ImageFolder.at(folder)
+                if self.unavailable(image.name, image) is not None:
+                    continue
+            try:
+                self.images[str(folder.resolve())] = build_image(
+                    folder,
+                    self.upstream_src.get(folder.name),
+                    self.base_image,
+                    self.reporter,
+                    self.client,
+                )
+            except HarnessError as error:
+                first = error.message.splitlines()[0]
+                return (
+                    f"the Docker engine answers but {folder.name}'s image does not build: {first}"
+                )
+        return None
 
     def unavailable(self, model: str, folder: Any) -> str | None:
         """Why the model's image cannot be built here: its upstream source cannot be had."""

@@ -1,0 +1,56 @@
+"""The describe step: each model's parameters, FLOPs of one forward at 256², uncounted
+operations, latency and peak memory, for the report's complexity table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from harness.config import ModelEntry
+from harness.contract import validate_describe
+from harness.images import ImageFolder
+from harness.jobs import describe_job, spec_of, write_job
+from harness.ledger import Ledger
+from harness.runners.base import Launch, Mounts
+
+if TYPE_CHECKING:
+    from harness.pipeline import Pipeline, RunSummary
+
+
+def describe(
+    pipeline: Pipeline, ledger: Ledger, summary: RunSummary, model: ModelEntry, folder: ImageFolder
+) -> None:
+    """Record what the model's `describe` says: parameters, FLOPs at 256², latency, memory."""
+    if "describe" not in folder.manifest["commands"]:
+        return
+    doc = describe_job("", pipeline.profile, model, pipeline.device, folder.manifest)
+    parts = {"model": model.name, "image": folder.digest, "job": spec_of(doc)}
+
+    def body(key: str, attempt: int) -> dict[str, Any]:
+        work = pipeline.run_dir / "describe" / model.name
+        shutil.rmtree(work, ignore_errors=True)
+        job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
+        launch = Launch(
+            model.name,
+            str(folder.path),
+            "describe",
+            Mounts({}, job, work / "checkpoints", work / "outputs"),
+            pipeline._limits(600.0),
+            pipeline.run_dir / "logs" / f"describe-{model.name}.log",
+            pipeline.gpu,
+        )
+        outcome = pipeline._launch(ledger, key, attempt, launch, f"describe {model.name}")
+        found = work / "outputs" / "describe.json"
+        if not outcome.ok or not found.is_file():
+            return {
+                "failed": True,
+                "reason": outcome.reason
+                if not outcome.ok
+                else f"{found}: describe wrote no describe.json",
+            }
+
+        report = validate_describe(json.loads(found.read_text()), str(found))
+        return {"reason": "done", "describe": report, "image_digest": folder.digest}
+
+    pipeline._step(ledger, summary, "describe", model.name, parts, body)
