@@ -215,7 +215,8 @@ def build_image(
                 ) from None
         if result.returncode != 0:
             tail = logs.read_text()[-1500:]
-            raise HarnessError(f"{target.path}: docker build failed (log: {logs}):\n{tail}")
+            last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")[:300]
+            raise HarnessError(f"{target.path}: docker build failed: {last} (log: {logs})\n{tail}")
     return tag
 
 

@@ -177,7 +177,7 @@ def test_auto_falls_back_to_local_when_images_do_not_build(
     from harness.running import choose_runner
 
     def failing_build(*args: Any, **kwargs: Any) -> str:
-        raise HarnessError("images/gatedconv: docker build failed (log: x):\nno base image")
+        raise HarnessError("images/gatedconv: docker build failed: no base image (log: x)\nlog")
 
     monkeypatch.setattr(docker_runner, "engine_problem", lambda client=None: None)
     monkeypatch.setattr(docker_runner.docker, "from_env", lambda **kw: FakeClient())
@@ -188,7 +188,7 @@ def test_auto_falls_back_to_local_when_images_do_not_build(
     assert runner.name == "local"
     assert reporter.notes == [
         "runner: local (the Docker engine answers but gatedconv's image does not build: "
-        "images/gatedconv: docker build failed (log: x):)"
+        "images/gatedconv: docker build failed: no base image (log: x))"
     ]
     with pytest.raises(HarnessError, match="--runner docker: the Docker engine answers but"):
         choose_runner("docker", {}, reporter, images=[folder])
