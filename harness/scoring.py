@@ -38,6 +38,7 @@ SCORABLE = (
     "l1_hole",
     "psnr_hole",
     "known_pixel_dev",
+    "fid",  # set-level: the sidecar's `fid`, no per-image column (put_scores skips it)
 )
 
 

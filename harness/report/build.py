@@ -26,7 +26,14 @@ from harness.report import render
 from harness.report.figures import area_plot, curves_plot
 from harness.report.grids import Pictures, choose_samples, sample_grid, worst_grid
 from harness.report.page import Document
-from harness.report.registry import direction_map, label_with_unit, metric_info, metric_order
+from harness.report.registry import (
+    SET_LEVEL_NOTE,
+    SET_METRICS,
+    direction_map,
+    label_with_unit,
+    metric_info,
+    metric_order,
+)
 from harness.report.render import Layout
 from harness.report.run_tables import (
     complexity_table,
@@ -40,6 +47,7 @@ from harness.report.rundata import RunData, load_run
 from harness.report.score_tables import (
     ALL_TEST_SETS,
     area_bin_table,
+    asked_set_metrics,
     known_pixel_table,
     main_table,
     raw_table,
@@ -80,6 +88,15 @@ def _label(name: str) -> str:
     """Make a LaTeX label with hyphens for underscores, so every `_` in a .tex file is escaped
     text."""
     return "tab:" + name.replace("_", "-")
+
+
+def _set_level_note(table: pd.DataFrame) -> str:
+    """Say that a set-level row (FID) is one value over the whole test set, without an interval."""
+    shown = [m for m in SET_METRICS if m in set(table["metric"])]
+    if not shown:
+        return ""
+    names = ", ".join(SET_METRICS[m].label for m in shown)
+    return f" {names}: one value over all of the test set's images ({SET_LEVEL_NOTE})."
 
 
 def _not_shown(run: RunData, source: str, shown: set[str]) -> str:
@@ -160,11 +177,12 @@ def build_report(
     reporter = reporter or SilentReporter(quiet=True)
     run = load_run(run_dir, images_root)
     metrics = metric_order(list(run.scores["metric"].unique()))
-    directions = direction_map(metrics, run.sidecar_directions())
+    directions = direction_map([*metrics, *asked_set_metrics(run)], run.sidecar_directions())
     doc = Document(f"inpaint-bench report: {run.run_dir.name}")
     target = run.run_dir / REPORT_DIR
     with atomic_dir(target, overwrite=True) as tmp:
         out = _Writer(tmp, doc, directions)
+        warning = _plumbing_warning(run, doc)
         doc.heading(2, "Run", "run")
         out.plain("run", run_table(run), "The run: versions, profile, runner, device, data.")
         main = _main_section(run, out)
@@ -175,7 +193,28 @@ def build_report(
         _training_section(run, out)
         (tmp / "report.md").write_text(doc.render_markdown())
         (tmp / "report.html").write_text(doc.render_html())
-    return ReportResult(target, main)
+    return ReportResult(target, f"{warning}\n\n{main}" if warning else main)
+
+
+def _plumbing_warning(run: RunData, doc: Document) -> str:
+    """Say first, where any job used random loss-network weights, that its numbers mean nothing;
+    return the warning ("" if none) so the terminal shows it too."""
+    flagged = sorted(
+        {
+            run.where(step).model
+            for step in run.steps
+            if any("RANDOM weights" in w for w in run.warnings.get(step.key, []))
+        }
+    )
+    if not flagged:
+        return ""
+    text = (
+        f"**Warning: {', '.join(flagged)} trained with seeded random loss-network weights "
+        "(INPAINT_RANDOM_LOSS_WEIGHTS=1).** This run tests plumbing only; its numbers for "
+        "these models are not results."
+    )
+    doc.paragraph(text)
+    return text
 
 
 def _main_section(run: RunData, out: _Writer) -> str:
@@ -195,6 +234,7 @@ def _main_section(run: RunData, out: _Writer) -> str:
             f"the ground truth outside); {_ci_words(run)}; bold: best of the row "
             f"(↑ higher is better, ↓ lower is better)."
             + _not_shown(run, source, set(table["model"]))
+            + _set_level_note(table)
         )
         out.doc.heading(3, f"Trained on {source}")
         parts.append(out.scores(f"main_{_slug(source)}", table, table, MAIN, caption))

@@ -41,6 +41,10 @@ REGISTRY: dict[str, MetricInfo] = {
         MetricInfo("known_pixel_dev", False, "Known-pixel deviation", "", 2),
     )
 }
+# Set-level metrics: one value per (model, test set, variant) in the score sidecar, never a
+# per-image column (so not in the metrics image's METRICS registry), and no interval.
+SET_METRICS: dict[str, MetricInfo] = {"fid": MetricInfo("fid", False, "FID", "", 2)}
+SET_LEVEL_NOTE = "no CI: a set-level metric"
 # Always 0 on the composite variant by construction, so it only appears in the raw tables.
 RAW_ONLY = ("known_pixel_dev",)
 
@@ -50,6 +54,8 @@ def metric_info(name: str, higher_is_better: Mapping[str, Any] | None = None) ->
     sidecar's `higher_is_better` map when given (else it is never bolded)."""
     if name in REGISTRY:
         return REGISTRY[name]
+    if name in SET_METRICS:
+        return SET_METRICS[name]
     direction = (higher_is_better or {}).get(name)
     return MetricInfo(name, None if direction is None else bool(direction), name, "", 3)
 

@@ -59,6 +59,11 @@ class Cell:
     best: bool
     record: dict[str, Any]
 
+    @property
+    def missing(self) -> bool:
+        """True when the cell shows its `missing` text instead of a number."""
+        return not self.record["n"]
+
 
 def _is_missing(value: Any) -> bool:
     """Tell a missing value: None, NaN or pandas' NA (nullable integer columns)."""
@@ -94,6 +99,8 @@ def score_grid(
                 line.append(Cell(str(record.get("missing") or NOT_AVAILABLE), "", False, record))
             else:
                 ci = f"[{record['ci_low']:.{decimals}f}, {record['ci_high']:.{decimals}f}]"
+                if _is_missing(record.get("ci_low")):
+                    ci = ""  # a set-level metric (FID): one value, no interval
                 is_best = best is not None and record["mean"] == best
                 line.append(Cell(f"{record['mean']:.{decimals}f}", ci, is_best, record))
         out.append((key, line))
@@ -202,16 +209,17 @@ def scores_html(
         for cell in cells:
             if cell is None:
                 tds.append("<td></td>")
-            elif not cell.ci:
+            elif cell.missing:
                 tds.append(f'<td class="na">{esc(cell.mean)}</td>')
             else:
                 r = cell.record
                 mean = f"<strong>{cell.mean}</strong>" if cell.best else cell.mean
+                ci = f' data-ci-low="{r["ci_low"]!r}" data-ci-high="{r["ci_high"]!r}"'
+                span = f' <span class="ci">{esc(cell.ci)}</span>' if cell.ci else ""
                 tds.append(
                     f'<td class="num{" best" if cell.best else ""}" data-mean="{r["mean"]!r}"'
-                    f' data-ci-low="{r["ci_low"]!r}" data-ci-high="{r["ci_high"]!r}"'
-                    f' data-n="{r["n"]}" title="n = {r["n"]} images">'
-                    f'{mean} <span class="ci">{esc(cell.ci)}</span></td>'
+                    f'{ci if cell.ci else ""} data-n="{r["n"]}" title="n = {r["n"]} images">'
+                    f"{mean}{span}</td>"
                 )
         group = previous is not None and len(layout.rows) > 1 and key[0] != previous[0]
         body.append(("<tr class='group'>" if group else "<tr>") + "".join(tds) + "</tr>")
@@ -281,11 +289,11 @@ def scores_latex(
         for cell in cells:
             if cell is None:
                 texts.append("")
-            elif not cell.ci:
+            elif cell.missing:
                 texts.append(latex_escape(cell.mean))
             else:
                 mean = rf"\textbf{{{cell.mean}}}" if cell.best else cell.mean
-                texts.append(rf"{mean} {{\scriptsize {cell.ci}}}")
+                texts.append(rf"{mean} {{\scriptsize {cell.ci}}}" if cell.ci else mean)
         labels = [latex_escape(t) for t in _row_labels(layout, key, previous)]
         lines.append(" & ".join(labels + texts) + r" \\")
         previous = key

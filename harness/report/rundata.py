@@ -50,6 +50,7 @@ class RunData:
     steps: list[Step]  # every ledger step, in start order
     scores: pd.DataFrame  # the ledger's per-image rows (SCORE_COLUMNS); value NaN = missing
     progress: dict[str, list[dict[str, Any]]]  # train step key → its progress events
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # step key → warning events
     images_root: Path = REPO / "images"
     _by_key: dict[str, Step] = field(init=False, repr=False)
 
@@ -172,9 +173,23 @@ def load_run(run_dir: Path, images_root: Path | None = None) -> RunData:
             for s in steps
             if s.kind == "train"
         }
+        warnings = {
+            s.key: [
+                str(e.get("message")) for e in ledger.events(s.key) if e.get("event") == "warning"
+            ]
+            for s in steps
+        }
     finally:
         ledger.close()
     scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     scores["value"] = pd.to_numeric(scores["value"], errors="coerce").astype(float)
     scores["hole_fraction"] = pd.to_numeric(scores["hole_fraction"], errors="coerce")
-    return RunData(run_dir, info, steps, scores, progress, images_root or REPO / "images")
+    return RunData(
+        run_dir,
+        info,
+        steps,
+        scores,
+        progress,
+        warnings=warnings,
+        images_root=images_root or REPO / "images",
+    )

@@ -6,13 +6,21 @@ of a number). Renderers (render.py) lay the cells out; nothing here formats a nu
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.data.layout import AREA_BINS, bin_label
-from harness.report.registry import NOT_AVAILABLE, RAW_ONLY, WEIGHTS_MISSING, metric_order
+from harness.report.registry import (
+    NOT_AVAILABLE,
+    RAW_ONLY,
+    SET_METRICS,
+    WEIGHTS_MISSING,
+    metric_order,
+)
 from harness.report.rundata import RunData, Where
 from harness.report.stats import STAT_COLUMNS, summarise
 
@@ -27,7 +35,50 @@ def main_table(run: RunData, source: str, variant: str = "composite") -> pd.Data
     missing)."""
     rows = _rows(run, source, variant)
     metrics = [m for m in metric_order(list(rows["metric"].unique())) if m not in RAW_ONLY]
-    return _cells(run, source, variant, rows, metrics, ["test_set", "metric"])
+    table = _cells(run, source, variant, rows, metrics, ["test_set", "metric"])
+    return _with_set_metrics(run, source, variant, table)
+
+
+def asked_set_metrics(run: RunData) -> list[str]:
+    """List the set-level metrics (FID) that any score sidecar of the run carries."""
+    metas = [(s.result or {}).get("metadata") or {} for s in run.of_kind("score")]
+    return [m for m in SET_METRICS if any(isinstance(meta, dict) and m in meta for meta in metas)]
+
+
+def _with_set_metrics(run: RunData, source: str, variant: str, table: pd.DataFrame) -> pd.DataFrame:
+    """Add one row per test set for each set-level metric the run asked for, right after that
+    test set's per-image rows: the sidecar's value (n = its image count, no interval) or why it is
+    missing."""
+    asked = asked_set_metrics(run)
+    if not asked or table.empty:
+        return table
+    models = list(dict.fromkeys(table["model"]))
+    parts = []
+    for test_set, block in table.groupby("test_set", sort=False):
+        parts.append(block)
+        extra = []
+        for metric, model in itertools.product(asked, models):
+            meta = run.score_metadata(Where(model, source, str(test_set)))
+            found = meta.get(metric)
+            entry: dict[str, Any] = found if isinstance(found, dict) else {}
+            value = entry.get(variant)
+            cell: dict[str, Any] = {"source": source, "variant": variant, "test_set": test_set}
+            cell |= {"metric": metric, "model": model, "ci_low": np.nan, "ci_high": np.nan}
+            if isinstance(value, int | float) and math.isfinite(value):
+                cell |= {"n": int(entry.get("images") or 1), "mean": float(value), "missing": None}
+            else:
+                cell |= {"n": 0, "mean": np.nan}
+                key = {"model": model, "test_set": test_set, "metric": metric}
+                if entry:  # the sidecar says why (a status other than "computed")
+                    why = entry.get("status") if entry.get("status") != "computed" else None
+                else:  # no sidecar entry: failed, or not scored
+                    why = _missing(run, source, key, False)
+                cell["missing"] = str(why or NOT_AVAILABLE)
+            extra.append(cell)
+        parts.append(pd.DataFrame(extra, columns=table.columns))
+    out = pd.concat(parts, ignore_index=True)
+    out["n"] = out["n"].astype(int)
+    return out
 
 
 def raw_table(run: RunData, source: str) -> pd.DataFrame:

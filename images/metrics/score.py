@@ -15,6 +15,9 @@ with conventions, the PSNR cap, LPIPS weight provenance, stage timings and count
 events on stdout (run_start, progress, warning, run_stop) valid under the model contract's event
 schema (run_start's command is "predict", its config says step "score"). An empty CSV cell is a
 missing value (NaN): no hole (or no known) pixels, or LPIPS weights missing.
+`fid` (fid.py), when the job asks for it, is a set-level metric: no CSV column, but one value per
+variant over the whole set in the sidecar, {"fid": {"composite", "raw", "status", "images"}},
+null with status `n/a (weights missing)` when pytorch-fid or its Inception weights are absent.
 Exit codes as the SDK's: 0 done, 1 failure, 2 invalid job, 4 bad data (e.g. a missing prediction).
 """
 
@@ -79,6 +82,9 @@ PROGRESS_EVERY_S = 2.0
 EVENT_COMMAND = "score"
 # The schema's default: every metric but the optional lpips_vgg.
 DEFAULT_METRICS = tuple(m for m in METRICS if m != "lpips_vgg")
+# Set-level metrics: asked for in the job's `metrics`, reported in the sidecar only.
+SET_METRICS = ("fid",)
+COMPUTED = "computed"
 
 
 def area_bin(hole_fraction: float) -> str | None:
@@ -282,6 +288,46 @@ def _score_group(
     return scores, int(same.sum())
 
 
+class _FidAccumulator:
+    """Inception features of the ground truth and each variant, gathered chunk by chunk; the
+    Fréchet distance per variant once every image is in. No extractor: status n/a."""
+
+    def __init__(self, variants: Sequence[str], device: str, weights_dir: Path | None) -> None:
+        self.variants = list(variants)
+        self.features: dict[str, list[np.ndarray]] = {v: [] for v in ["gt", *variants]}
+        # Imported here: only a job that asks for fid needs fid.py next to this file.
+        from fid import CONVENTION, InceptionFeatures
+
+        self.convention = CONVENTION
+        self.extractor: InceptionFeatures | None
+        try:
+            self.extractor = InceptionFeatures(device, weights_dir=weights_dir)
+            self.provenance = self.extractor.provenance
+        except WeightsMissing as error:
+            self.extractor, self.provenance = None, str(error)
+        self.images = 0
+
+    def add(self, gt: np.ndarray, raw: np.ndarray, hole: np.ndarray) -> None:
+        self.images += len(gt)
+        if self.extractor is None:
+            return
+        images = {"gt": gt, "raw": raw, "composite": composite(raw, gt, hole)}
+        for name, features in self.features.items():
+            features.append(self.extractor(images[name]))
+
+    def result(self) -> dict[str, Any]:
+        from fid import activation_statistics, frechet_distance
+
+        out: dict[str, Any] = dict.fromkeys(self.variants)
+        if self.extractor is None:
+            return {**out, "status": WEIGHTS_MISSING, "images": self.images}
+        mu_gt, sigma_gt = activation_statistics(np.concatenate(self.features["gt"]))
+        for variant in self.variants:
+            mu, sigma = activation_statistics(np.concatenate(self.features[variant]))
+            out[variant] = frechet_distance(mu, sigma, mu_gt, sigma_gt)
+        return {**out, "status": COMPUTED, "images": self.images}
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -323,7 +369,7 @@ def score_pairs(
     started = time.perf_counter()
     timer = _Timer()
     emit: Callable[..., None] = events.emit if events else lambda *a, **k: None
-    unknown = [m for m in metrics if m not in METRICS]
+    unknown = [m for m in metrics if m not in METRICS and m not in SET_METRICS]
     if unknown or not set(variants) <= set(VARIANTS):
         raise ValueError(f"unknown metrics {unknown} or variants {list(variants)}")
     pairs = _pairs(Path(ground_truth), Path(predictions), Path(masks))
@@ -335,6 +381,7 @@ def score_pairs(
         lpips_columns, lpips_net, lpips_batch_size, device, weights_dir, allow_random_backbone
     )
     timer.add("setup_lpips", time.perf_counter() - setup)
+    fid = _FidAccumulator(variants, device, weights_dir) if "fid" in metrics else None
     for column in lpips_columns:
         if status[column] != "pretrained":
             emit("warning", message=f"{column}: {status[column]}: {provenance[column]}")
@@ -388,6 +435,10 @@ def score_pairs(
                     gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer
                 )
                 raw_equal += same
+                if fid is not None:
+                    start = time.perf_counter()
+                    fid.add(gt, raw, hole)
+                    timer.add("fid_features", time.perf_counter() - start)
                 fractions = hole.mean(axis=(1, 2), dtype=np.float64)
                 for j, i in enumerate(members):
                     frac = float(fractions[j])
@@ -414,6 +465,15 @@ def score_pairs(
     timer.add("total", time.perf_counter() - started)
     metadata = _metadata(config, pairs, rows, raw_equal, status, provenance, scorers, timer)
     metadata["lpips"]["device"] = used_device
+    if fid is not None:
+        start = time.perf_counter()
+        metadata["fid"] = fid.result()
+        metadata["higher_is_better"]["fid"] = False
+        metadata["conventions"]["fid"] = fid.convention
+        metadata["fid_provenance"] = fid.provenance
+        metadata["timings_s"]["fid"] = round(time.perf_counter() - start, 4)
+        if fid.extractor is None:
+            emit("warning", message=f"fid: {WEIGHTS_MISSING}: {fid.provenance}")
     sidecar = Path(output).with_suffix(".meta.json")
     with atomic_target(sidecar) as tmp:
         tmp.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")

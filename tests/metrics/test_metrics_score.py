@@ -299,7 +299,7 @@ def test_load_job_fills_defaults_and_resolves_paths(tmp_path: Path) -> None:
     ("fields", "message"),
     [
         ({"extra": 1}, r"\(top level\): Additional properties are not allowed \('extra'"),
-        ({"metrics": ["fid"]}, r"metrics\.0: 'fid' is not one of"),
+        ({"metrics": ["is"]}, r"metrics\.0: 'is' is not one of"),
         ({"lpips": {"net": "squeeze"}}, r"lpips\.net: 'squeeze' is not one of"),
         ({"contract_version": "2"}, r"contract_version: '1' was expected"),
         ({"output": "scores.tsv"}, r"output: 'scores.tsv' does not match"),
@@ -347,4 +347,4 @@ def test_main_writes_events_on_stdout_and_exits_by_outcome(tree: dict[str, objec
 def test_default_metrics_match_the_schema() -> None:
     schema = json.loads(score.SCHEMA.read_text())
     assert schema["properties"]["metrics"]["default"] == list(DEFAULT_METRICS)
-    assert schema["properties"]["metrics"]["items"]["enum"] == list(METRICS)
+    assert schema["properties"]["metrics"]["items"]["enum"] == [*METRICS, *score.SET_METRICS]
