@@ -15,10 +15,8 @@ is still comparable between models scored on the same set.
 
 Only numpy and scipy are imported here; `InceptionFeatures` imports torch and pytorch_fid when it
 is built. Its weights file `pt_inception-2015-12-05-6726825d.pth` is looked up in
-<weights_dir or TORCH_HOME>/hub/checkpoints and is NEVER downloaded. `pytorch-fid` is not in
-images/metrics/requirements.txt for now, so FID reports `n/a (weights missing)`: installing
-`pytorch-fid` and baking that weights file into the metrics image (as the LPIPS backbones are)
-enables it, with no other change.
+<weights_dir or TORCH_HOME>/hub/checkpoints and is NEVER downloaded: the metrics image bakes it
+at build time (as the LPIPS backbones); where it is absent FID reports `n/a (weights missing)`.
 """
 
 from __future__ import annotations

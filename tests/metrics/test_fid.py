@@ -1,8 +1,8 @@
 """images/metrics/fid.py: the Fréchet distance against an independent computation, the
 weights-missing path, and score.py's set-level `fid` sidecar entry.
 
-Runs in the dev venv: pytorch-fid is not installed, so the Inception extractor always reports its
-weights missing; the `computed` path is exercised with a stand-in feature extractor.
+The FID Inception weights cannot be had here, so the extractor reports them missing (whether or
+not pytorch-fid is installed); the `computed` path is exercised with a stand-in feature extractor.
 """
 
 from __future__ import annotations
