@@ -262,6 +262,54 @@ def output_dir(job: Job) -> Path:
     return out
 
 
+def predict_loop(
+    job: Job,
+    events: Events,
+    stop: StopFlag,
+    device: str,
+    config: Mapping[str, Any],
+    infer: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> None:
+    """The predict command every adapter shares: `infer(rgb, hole)` maps a batch (uint8
+    NxHxWx3 masked inputs, bool NxHxW with True = hole) to uint8 NxHxWx3 outputs; this writes one
+    PNG per input under its name and emits run_start, progress and run_stop (or stops on
+    SIGTERM between batches)."""
+    pairs = predict_pairs(job)
+    out = output_dir(job)
+    events.emit(
+        "run_start",
+        contract_version=CONTRACT_VERSION,
+        command="predict",
+        job_id=job["job_id"],
+        device=device,
+        config=dict(config),
+        resumed_from_step=0,
+    )
+    batch = int(job["batch_size"])
+    done = 0
+    for start in range(0, len(pairs), batch):
+        if stop:
+            events.emit(
+                "run_stop",
+                status="stopped",
+                reason="sigterm",
+                step=done,
+                images_seen=done,
+                message=None,
+            )
+            return
+        chunk = pairs[start : start + batch]
+        rgb = np.stack([read_rgb(image) for _, image, _ in chunk])
+        hole = np.stack([read_hole(mask) for _, _, mask in chunk])
+        for (name, _, _), result in zip(chunk, infer(rgb, hole), strict=True):
+            write_png(out / name, result)
+        done += len(chunk)
+        events.emit("progress", step=done, images_seen=done, losses={}, total=len(pairs))
+    events.emit(
+        "run_stop", status="completed", reason="done", step=done, images_seen=done, message=None
+    )
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 Handler = Callable[[Job, Events, StopFlag], None]

@@ -23,12 +23,10 @@ from inpaint_sdk import (
     StopFlag,
     atomic_target,
     load_folder,
-    output_dir,
-    predict_pairs,
+    predict_loop,
     read_hole,
     read_rgb,
     run_and_exit,
-    write_png,
 )
 from inpaint_torch import (
     check_same,
@@ -222,42 +220,13 @@ def predict(job: Job, events: Events, stop: StopFlag) -> None:
     device = pick_device(job["device"])
     set_threads()
     model = load_model(job, device)
-    pairs = predict_pairs(job)
-    out = output_dir(job)
-    events.emit(
-        "run_start",
-        contract_version="1",
-        command="predict",
-        job_id=job["job_id"],
-        device=device.type,
-        config={"batch_size": job["batch_size"]},
-        resumed_from_step=0,
-    )
-    batch = int(job["batch_size"])
-    done = 0
-    for start in range(0, len(pairs), batch):
-        if stop:
-            events.emit(
-                "run_stop",
-                status="stopped",
-                reason="sigterm",
-                step=done,
-                images_seen=done,
-                message=None,
-            )
-            return
-        chunk = pairs[start : start + batch]
-        rgb = np.stack([read_rgb(image) for _, image, _ in chunk])
-        hole = np.stack([read_hole(mask) for _, _, mask in chunk])
+
+    def infer(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             pred = forward(model, *to_model_space(rgb, hole, device))
-        for (name, _, _), result in zip(chunk, from_model_space(pred, rgb, hole), strict=True):
-            write_png(out / name, result)
-        done += len(chunk)
-        events.emit("progress", step=done, images_seen=done, losses={}, total=len(pairs))
-    events.emit(
-        "run_stop", status="completed", reason="done", step=done, images_seen=done, message=None
-    )
+        return from_model_space(pred, rgb, hole)
+
+    predict_loop(job, events, stop, device.type, {"batch_size": job["batch_size"]}, infer)
 
 
 # --- describe --------------------------------------------------------------------------------

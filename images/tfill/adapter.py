@@ -355,31 +355,20 @@ def predict(job: Job, events: Events, stop: StopFlag) -> None:
     sdk_torch.set_threads()
     sdk_torch.seed_all(int(job["seed"]))  # with add_noise, G draws noise: seeded, repeatable
     model, cfg = load_model(job, device)
-    pairs = sdk.predict_pairs(job)
-    out = sdk.output_dir(job)
     config = {
         **cfg.resolved(),
         "batch_size": job["batch_size"],
         "stage": model.opt.coarse_or_refine,
     }
-    start(events, job, device, config)
-    batch = int(job["batch_size"])
-    done = 0
-    for first in range(0, len(pairs), batch):
-        if stop:
-            return finish(events, "sigterm", done, done)
-        chunk = pairs[first : first + batch]
-        rgb = np.stack([sdk.read_rgb(image) for _, image, _ in chunk])
-        hole = np.stack([sdk.read_hole(mask) for _, _, mask in chunk])
+
+    def infer(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
         if rgb.shape[1:3] != (cfg.image_size,) * 2 or hole.shape != rgb.shape[:3]:
-            raise BadData(f"{chunk[0][1]}: inputs and masks must be {cfg.image_size}² px")
+            raise BadData(f"inputs and masks must be {cfg.image_size}² px, got {rgb.shape[1:3]}")
         with torch.no_grad():
             result = complete(model, to_model_space(rgb, hole, cfg.working_size, device))
-        for (name, _, _), image in zip(chunk, from_model_space(result, rgb, hole), strict=True):
-            sdk.write_png(out / name, image)
-        done += len(chunk)
-        events.emit("progress", step=done, images_seen=done, losses={}, total=len(pairs))
-    finish(events, "done", done, done)
+        return from_model_space(result, rgb, hole)
+
+    sdk.predict_loop(job, events, stop, device.type, config, infer)
 
 
 # --- describe --------------------------------------------------------------------------------
