@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import ModelEntry, Profile
-from harness.contract import CONTRACT_VERSION, validate_job
+from harness.contract import CONTRACT_VERSION, check_job_fits_manifest, validate_job
 from harness.data.atomic import atomic_write_text
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ContractViolation
 
 
 def _common(
@@ -33,28 +33,6 @@ def _common(
     }
 
 
-def check_input_rules(model: ModelEntry, size: int, manifest: dict[str, Any]) -> None:
-    """Refuse, before anything starts, a size or batch the model's manifest says it cannot take."""
-    rules = manifest["input"]
-    problems = []
-    if size % rules["size_multiple"]:
-        problems.append(f"image_size {size} is not a multiple of {rules['size_multiple']}")
-    if size < rules["min_size"] or (rules["max_size"] is not None and size > rules["max_size"]):
-        problems.append(f"image_size {size} is outside [{rules['min_size']}, {rules['max_size']}]")
-    if rules["power_of_two"] and size & (size - 1):
-        problems.append(f"image_size {size} is not a power of two")
-    batch = rules["batch"]
-    b = model.batch_size
-    if not (batch["max_any"] is not None and b <= batch["max_any"]) and b % batch["multiple_of"]:
-        allowed = f"≤ {batch['max_any']} or " if batch["max_any"] is not None else ""
-        problems.append(f"batch_size {b} must be {allowed}a multiple of {batch['multiple_of']}")
-    if problems:
-        raise ConfigError(
-            f"models.{model.name}: " + "; ".join(problems),
-            f"see the `input` rules in {model.image}/manifest.json",
-        )
-
-
 def train_job(
     job_id: str,
     profile: Profile,
@@ -63,8 +41,7 @@ def train_job(
     manifest: dict[str, Any],
     max_steps: int | None = None,
 ) -> dict[str, Any]:
-    check_input_rules(model, profile.image_size, manifest)
-    return {
+    doc = {
         **_common("train", job_id, profile, model, device, manifest),
         "budget_s": model.train_budget_s,
         "max_steps": max_steps,
@@ -78,6 +55,17 @@ def train_job(
             "val_masks": "masks/val",
         },
     }
+    fits(doc, model, manifest)
+    return doc
+
+
+def fits(doc: dict[str, Any], model: ModelEntry, manifest: dict[str, Any]) -> None:
+    """Refuse, before anything starts, a job the model's manifest rules out (size, batch,
+    command, hyperparameter names and types), naming the model and its manifest."""
+    try:
+        check_job_fits_manifest(doc, manifest, f"models.{model.name}")
+    except ContractViolation as error:
+        raise ConfigError(error.message, f"see {model.image}/manifest.json") from None
 
 
 def predict_job(

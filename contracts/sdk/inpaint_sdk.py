@@ -69,7 +69,7 @@ class Events:
         self.stream.flush()
 
 
-def _claim_stdout() -> Events:
+def claim_stdout() -> Events:
     # Keep fd 1 for events; point fd 1 (and sys.stdout) at stderr for everything else.
     events_fd = os.dup(1)
     os.dup2(2, 1)
@@ -331,7 +331,7 @@ def run_adapter(handlers: Mapping[str, Handler], argv: list[str] | None = None) 
     `run_stop` with status failed and the matching exit code.
     """
     argv = sys.argv if argv is None else argv
-    events = _claim_stdout()
+    events = claim_stdout()
     stop = StopFlag()
     stop.install()
     command = argv[1] if len(argv) > 1 else ""

@@ -31,13 +31,11 @@ from harness.contract import (
     contracts_dir,
 )
 from harness.errors import HarnessError
-from harness.images import ImageFolder
+from harness.images import SDK_DIR, ImageFolder
 from harness.progress import Reporter, SilentReporter
 from harness.runners.base import Launch
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[2]
-SDK_DIR = REPO / "contracts" / "sdk"
 VENVS_ENV = "INPAINT_BENCH_VENVS"
 _MOUNT_VARIABLES = {
     ENV_DATA,

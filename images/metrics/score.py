@@ -47,6 +47,7 @@ from inpaint_sdk import (
     Events,
     JobInvalid,
     atomic_target,
+    claim_stdout,
     list_pngs,
     read_hole,
     read_rgb,
@@ -557,17 +558,9 @@ def score_job(job: dict[str, Any], events: Events) -> ScoreResult:
     )
 
 
-def _claim_stdout() -> Events:
-    # Events keep fd 1; everything else printed (by us or a library) goes to stderr, as in the SDK.
-    events_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return Events(os.fdopen(events_fd, "w", buffering=1, encoding="utf-8"))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
-    events = _claim_stdout()
+    events = claim_stdout()
     if len(argv) != 2:
         print(f"usage: {argv[0]} JOB.json", file=sys.stderr)
         return EXIT_INVALID_JOB
