@@ -18,6 +18,7 @@ from harness.schemas import check, load_schema
 DEFAULT_CONFIG = Path("benchmark.yaml")
 _DURATION = re.compile(r"^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _SIZE_FACTORS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+_YAML_HINT = "fix the syntax there (indentation, an unclosed bracket or quote, a missing colon)"
 
 
 def parse_duration(text: str) -> float:
@@ -117,8 +118,14 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(
             f"{path}: file not found", "pass --config PATH or run from the repository root"
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text: bad byte at offset {error.start}", "save the file as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"{path}: cannot read: {error.strerror or error}", "check that it is a readable file"
+        ) from None
     loader: _UniqueKeyLoader | None = None
     try:
         loader = _UniqueKeyLoader(text)
@@ -127,9 +134,9 @@ def read_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {error.problem}") from None
+        raise ConfigError(f"{where}: invalid YAML: {error.problem}", _YAML_HINT) from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+        raise ConfigError(f"{path}: invalid YAML: {error}", _YAML_HINT) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -166,7 +173,10 @@ def load_benchmark(path: Path = DEFAULT_CONFIG) -> Benchmark:
                 f" got [{low}, {high}]"
             )
     if problems:
-        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
+        raise ConfigError(
+            "\n".join(f"{path}: {p}" for p in problems),
+            "define each model under `models:` and list it in the profile's `models`",
+        )
     return Benchmark(path=path, document=document)
 
 

@@ -266,9 +266,11 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise ContractViolation(f"{path}: file not found") from None
+        raise ContractViolation(f"{path}: file not found", "check the path") from None
     except OSError as error:
-        raise ContractViolation(f"{path}: cannot read: {error.strerror or error}") from None
+        raise ContractViolation(
+            f"{path}: cannot read: {error.strerror or error}", "check that it is a readable file"
+        ) from None
 
 
 def load_json_document(path: Path, kind: Kind | str) -> dict[str, Any]:
@@ -282,11 +284,14 @@ def load_json_document(path: Path, kind: Kind | str) -> dict[str, Any]:
     if kind not in validators:
         raise ValueError(f"{kind} is a JSON-lines stream: use read_events()")
     data = _read_bytes(path)
+    hint = _HINT.format(kind=kind)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ContractViolation(f"{path}: not UTF-8: bad byte at offset {error.start}") from None
-    doc = _parse_json(text, str(path), one_line=False)
+        raise ContractViolation(
+            f"{path}: not UTF-8: bad byte at offset {error.start}", hint=hint
+        ) from None
+    doc = _parse_json(text, str(path), one_line=False, hint=hint)
     return validators[kind](doc, str(path))
 
 

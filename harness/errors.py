@@ -30,6 +30,10 @@ class ContractViolation(HarnessError):
     """A manifest, job, event or output breaks contract v1."""
 
 
+class LedgerError(HarnessError):
+    """A run's ledger.sqlite cannot be opened or is damaged."""
+
+
 class ContainerFailed(HarnessError):
     """A model or metrics container exited abnormally."""
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.errors import LedgerError
+
 LEDGER_NAME = "ledger.sqlite"
 StepStatus = Literal["running", "done", "failed"]
 
@@ -126,12 +128,18 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Checked before anything is written: a damaged ledger must be refused, not built on.
+        check_ledger(self.path)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        try:
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            self.conn.close()
+            raise _damaged(self.path, str(error)) from None
 
     @classmethod
     def in_run_dir(cls, run_dir: Path) -> Ledger:
@@ -324,7 +332,52 @@ def _number(value: Any) -> float | None:
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection for reports, which must never change a run."""
+    """A read-only connection for reports, which must never change a run.
+
+    Raises LedgerError if the file is not an intact SQLite database.
+    """
+    check_ledger(path)
     conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def check_ledger(path: Path) -> None:
+    """Raise LedgerError unless `path` is absent or an intact SQLite database; never writes.
+
+    `PRAGMA quick_check` reads every page, so a file cut short or overwritten is caught here
+    rather than by whichever query first touches a bad page.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise _damaged(path, "not a file")
+    # A read-only connection to a WAL database leaves -wal and -shm files behind; on a damaged
+    # ledger, take away the ones made here so that a refused file is left exactly as it was.
+    sidecars = [path.with_name(path.name + s) for s in ("-wal", "-shm")]
+    made = [p for p in sidecars if not p.exists()]
+    problem: str | None = None
+    try:
+        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+        if [tuple(r) for r in rows] != [("ok",)]:
+            problem = "; ".join(str(r[0]) for r in rows[:3])
+    except sqlite3.DatabaseError as error:
+        problem = str(error)
+    if problem is not None:
+        for sidecar in made:
+            if sidecar.exists() and (sidecar.name.endswith("-shm") or not sidecar.stat().st_size):
+                sidecar.unlink()
+        raise _damaged(path, problem)
+
+
+def _damaged(path: Path, reason: str) -> LedgerError:
+    return LedgerError(
+        f"{path}: not a readable ledger ({reason})",
+        f"restore it from a backup, or move it aside to redo every step of the run"
+        f" (`mv {path} {path}.damaged`)",
+    )

@@ -172,9 +172,14 @@ def load_job(path: Path, command: str) -> Job:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise JobInvalid(f"{path}: cannot read job: {error}") from None
+    except RecursionError:
+        raise JobInvalid(f"{path}: cannot read job: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise JobInvalid(f"{path}: the job must be a JSON object")
-    validate_against("job", doc)
+    try:
+        validate_against("job", doc)
+    except JobInvalid as error:
+        raise JobInvalid(f"{path}: {error}") from None
     if doc.get("contract_version") != CONTRACT_VERSION:
         raise JobInvalid(f"{path}: contract_version: expected {CONTRACT_VERSION!r}")
     if doc.get("command") != command:

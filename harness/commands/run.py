@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from harness.ledger import LEDGER_NAME, check_ledger
 from harness.options import (
     config_option,
     gpu_option,
@@ -65,6 +66,9 @@ def run(
         inpaint-bench run --profile sample --runner local
         inpaint-bench run --profile seed --gpu 0 --run-dir runs/seed
     """
+    if run_dir is not None:
+        # Refuse a damaged ledger before the run folder is touched (run.json is written first).
+        check_ledger(run_dir / LEDGER_NAME)
     # SIGTERM ends the harness like Ctrl-C: the running job's container or process is removed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     reporter = make_reporter(quiet)

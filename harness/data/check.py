@@ -243,6 +243,13 @@ def _inspect(
                 return path, digest, problems
             image.load()
             pixels = np.asarray(image) if kind == "mask" else None
+    except Image.DecompressionBombError as error:
+        side = profile.image_size
+        return (
+            path,
+            digest,
+            [Problem(path, f"too large to decode: {error}; expected {side}x{side}", hint)],
+        )
     except Exception as error:  # PIL raises many types on bad bytes: all mean "corrupt"
         reason = f"{type(error).__name__}: {error}"
         return path, digest, [Problem(path, f"corrupt or unreadable image ({reason})", hint)]
@@ -386,7 +393,24 @@ def _read_listing(path: Path, kind: Literal["data", "masks"]) -> dict[str, str] 
             f"unreadable manifest ({type(error).__name__}: {error})",
             "restore it, or rebuild the data tree",
         )
+    for name in listed:
+        if not _inside(name, nested=kind == "data"):
+            return Problem(
+                path,
+                f"manifest names {name!r}, a path outside its folder",
+                "restore it, or rebuild the data tree (manifests list relative paths only)",
+            )
     return dict(listed)
+
+
+def _inside(name: str, nested: bool) -> bool:
+    """True if `name` is a relative path that stays inside its folder (one level if not nested)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or "\0" in name:
+        return False
+    if not nested and len(parts) > 1:
+        return False
+    return all(part not in ("", ".", "..") for part in parts)
 
 
 def _compare(

@@ -116,6 +116,8 @@ def load_job(path: Path) -> dict[str, Any]:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise JobInvalid(f"{path}: cannot read job: {error}") from None
+    except RecursionError:
+        raise JobInvalid(f"{path}: cannot read job: JSON nested too deeply") from None
     schema = json.loads(SCHEMA.read_text())
     from jsonschema import Draft202012Validator
 
