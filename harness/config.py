@@ -52,6 +52,15 @@ class Runtime:
     setup_cap_s: float = 1800.0
     grace_s: float = 60.0
     sandbox_relaxations: tuple[str, ...] = ()
+    # None: max(300 s, 5 s per test image), generous for any model that is not stuck
+    predict_cap_s: float | None = None
+    tmp_bytes: int = parse_size("4g")
+
+    def predict_cap(self, images: int) -> float:
+        """The run-time cap of one predict job over `images` test images."""
+        if self.predict_cap_s is not None:
+            return self.predict_cap_s
+        return max(300.0, 5.0 * images)
 
 
 @dataclass(frozen=True)
@@ -215,6 +224,8 @@ def _resolve_profile(bench: Benchmark, name: str) -> Profile:
         pids_limit=rt.get("pids_limit", 1024),
         setup_cap_s=parse_duration(rt.get("setup_cap", "30m")),
         grace_s=parse_duration(rt.get("grace", "60s")),
+        predict_cap_s=parse_duration(rt["predict_cap"]) if "predict_cap" in rt else None,
+        tmp_bytes=parse_size(rt.get("tmp_size", "4g")),
         sandbox_relaxations=tuple(k for k, on in rt.get("sandbox", {}).items() if on),
     )
     masks = prof["masks"]

@@ -245,9 +245,15 @@ class Pipeline:
             body(step.key, 0)
         return out
 
-    def _limits(self, budget_s: float) -> Limits:
+    def _limits(self, budget_s: float, cap_setting: str = "") -> Limits:
         rt = self.profile.runtime
-        return Limits(setup_cap_s=rt.setup_cap_s, budget_s=budget_s, grace_s=rt.grace_s)
+        return Limits(
+            setup_cap_s=rt.setup_cap_s,
+            budget_s=budget_s,
+            grace_s=rt.grace_s,
+            memory_bytes=rt.memory_bytes,
+            cap_setting=cap_setting,
+        )
 
     def _train(
         self,
@@ -351,7 +357,7 @@ class Pipeline:
                 str(folder.path),
                 "predict",
                 mounts,
-                self._limits(max(300.0, 5.0 * n)),
+                self._limits(self.profile.runtime.predict_cap(n), "runtime.predict_cap"),
                 self.run_dir / "logs" / f"predict-{model.name}-{source}.log",
                 self.gpu,
             )

@@ -38,42 +38,57 @@ class OutputCheck:
 
 def check_predictions(outputs: Path, inputs: Path, masks: Path, size: int) -> OutputCheck:
     """One 8-bit RGB PNG per input, same name and size, nothing else, no links; measures how
-    far the known pixels moved (a model that does not composite is flagged, not failed)."""
+    far the known pixels moved (a model that does not composite is flagged, not failed).
+
+    Problems of one kind are one line with a count and the first file, so a reason stays short
+    however many images a model got wrong."""
     expected = sorted(p.name for p in inputs.glob("*.png"))
     present = sorted(p.name for p in outputs.iterdir()) if outputs.is_dir() else []
-    problems: list[str] = []
     missing = sorted(set(expected) - set(present))
     extra = sorted(set(present) - set(expected))
+    found: dict[str, list[str]] = {}  # kind of problem → "path: detail" for each file
     if missing:
-        problems.append(f"{len(missing)} prediction(s) missing, e.g. {outputs / missing[0]}")
+        found["missing"] = [str(outputs / name) for name in missing]
     if extra:
-        problems.append(
-            f"{len(extra)} unexpected file(s) in the outputs, e.g. {outputs / extra[0]}"
-        )
+        found["extra"] = [str(outputs / name) for name in extra]
     worst = 0
     for name in sorted(set(expected) & set(present)):
         path = outputs / name
         if path.is_symlink() or not path.is_file():
-            problems.append(f"{path}: not a regular file (links are refused)")
+            found.setdefault("link", []).append(f"{path}: not a regular file (links are refused)")
             continue
         try:
             with Image.open(path) as image:
                 if image.format != "PNG" or image.mode != "RGB":
-                    problems.append(
+                    found.setdefault("format", []).append(
                         f"{path}: expected an 8-bit RGB PNG, got {image.format} {image.mode}"
                     )
                     continue
                 if image.size != (size, size):
-                    problems.append(
+                    found.setdefault("size", []).append(
                         f"{path}: expected {size}x{size}, got {image.size[0]}x{image.size[1]}"
                     )
                     continue
                 pred = np.asarray(image, dtype=np.int16)
         except (OSError, UnidentifiedImageError) as error:
-            problems.append(f"{path}: unreadable PNG: {error}")
+            found.setdefault("unreadable", []).append(f"{path}: unreadable PNG: {error}")
             continue
         known = ~read_mask(masks / name)
         given = read_rgb(inputs / name).astype(np.int16)
         if known.any():
             worst = max(worst, int(np.abs(pred[known] - given[known]).max()))
-    return OutputCheck(problems, worst)
+    return OutputCheck([_summary(kind, items) for kind, items in found.items()], worst)
+
+
+_KINDS = {
+    "missing": "prediction(s) missing (one PNG per input image, same name)",
+    "extra": "unexpected file(s) in the outputs (only the predictions belong there)",
+    "link": "prediction(s) not regular files",
+    "format": "prediction(s) in the wrong format",
+    "size": "prediction(s) of the wrong size (the inputs' size)",
+    "unreadable": "prediction(s) unreadable",
+}
+
+
+def _summary(kind: str, items: list[str]) -> str:
+    return f"{len(items)} {_KINDS[kind]}, e.g. {items[0]}"

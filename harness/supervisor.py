@@ -51,12 +51,40 @@ def split_lines(chunks: Iterable[bytes], limit: int = MAX_EVENT_LINE_BYTES) -> I
         yield bytes(buffer)
 
 
+def _violation(line: bytes, error: ContractViolation) -> str:
+    """The violation in words, with what to do about it."""
+    message = error.message
+    if len(line) > MAX_EVENT_LINE_BYTES:
+        # split_lines cut the line, so its length in the message would be the cut length
+        where = message.split(": line is ", 1)[0]
+        message = f"{where}: line over the {MAX_EVENT_LINE_BYTES}-byte limit (cut, not read)"
+    return f"{message} ({error.hint})" if error.hint else message
+
+
 def _pump(process: Process, lines: queue.Queue[object]) -> None:
     try:
         for line in split_lines(process.stdout_chunks()):
             lines.put(line)
     finally:
         lines.put(_EOF)
+
+
+def _budget(launch: Launch) -> str:
+    """The clock that ran out, and for a run-time cap the setting that raises it."""
+    limits = launch.limits
+    if launch.command == "train":
+        return f"budget of {limits.budget_s:g} s"
+    cap = f"{launch.command} time cap of {limits.budget_s:g} s"
+    if limits.cap_setting:
+        cap += f" (raise {limits.cap_setting} if the model is only slow)"
+    return cap
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= factor:
+            return f"{n / factor:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def supervise(
@@ -95,9 +123,10 @@ def supervise(
                 try:
                     event = parse_event_line(item, f"{launch.model} {launch.command} stdout")
                 except ContractViolation as error:
-                    violations.append(f"line {line_no}: {error.message}")
+                    message = _violation(item, error)
+                    violations.append(f"line {line_no}: {message}")
                     if on_violation:
-                        on_violation(line_no, error.message)
+                        on_violation(line_no, message)
                 else:
                     events.append(event)
                     if event["event"] == "run_start" and run_start is None:
@@ -129,14 +158,14 @@ def supervise(
                 and run_start is not None
                 and (now - run_start > limits.budget_s + limits.grace_s)
             ):
-                harness_reason = (
-                    f"still running {limits.grace_s:g} s after its budget of {limits.budget_s:g} s"
-                )
+                harness_reason = f"still running {limits.grace_s:g} s after its {_budget(launch)}"
                 process.send_signal(signal.SIGTERM)
                 term_at = now
             elif term_at is not None and now - term_at > limits.grace_s:
                 harness_reason = (
-                    f"ignored SIGTERM for {limits.grace_s:g} s after its budget: killed"
+                    f"ignored SIGTERM for {limits.grace_s:g} s after its "
+                    + ("budget" if launch.command == "train" else _budget(launch))
+                    + ": killed"
                 )
                 process.send_signal(signal.SIGKILL)
                 kill_at = now
@@ -144,10 +173,16 @@ def supervise(
     exit_code = process.wait(timeout=None)
     ended = clock()
     signals = [name for name, at in (("SIGTERM", term_at), ("SIGKILL", kill_at)) if at is not None]
+    # Optional parts of a Process: the local runner cannot forbid writes into the data mount,
+    # so it reports them; each runner knows the memory limit it really applied.
+    changes = getattr(process, "data_changes", None)
+    memory = getattr(process, "memory_limit", None) or launch.limits.memory_bytes
     return _judge(
         launch,
         exit_code,
         process.oom_killed(),
+        memory,
+        changes() if changes is not None else [],
         events,
         violations,
         harness_reason,
@@ -163,6 +198,8 @@ def _judge(
     launch: Launch,
     exit_code: int | None,
     oom: bool,
+    memory: int | None,
+    data_changes: list[str],
     events: list[dict[str, Any]],
     violations: list[str],
     harness_reason: str | None,
@@ -190,15 +227,27 @@ def _judge(
         violations=violations,
     )
     log = f"see {launch.log_path}"
-    if oom:
-        outcome.reason = f"killed by the out-of-memory killer (memory limit); {log}"
+    message = str(stop.get("message") or "") if stop else ""
+    if data_changes:
+        shown = "; ".join(data_changes[:3])
+        more = f" and {len(data_changes) - 3} more" if len(data_changes) > 3 else ""
+        outcome.reason = (
+            f"wrote into its read-only data mount: {shown}{more}; the local runner cannot "
+            f"prevent this, the docker runner does; {log}"
+        )
+    elif oom or (exit_code != 0 and memory and message.startswith("MemoryError")):
+        limit = f"the memory limit of {_size(memory)}" if memory else "its memory limit"
+        how = "killed by the out-of-memory killer" if oom else f"allocation failed ({message})"
+        outcome.reason = (
+            f"exceeded {limit} (runtime.memory): {how}; raise runtime.memory in benchmark.yaml "
+            f"or lower the model's batch_size; {log}"
+        )
     elif lingered and stop is not None and stop["status"] != "failed":
         outcome.status = stop["status"]
         outcome.reason = f"{stop['reason']} ({harness_reason})"
     elif "SIGKILL" in signals:
         outcome.reason = f"{harness_reason}; {log}"
     elif exit_code != 0:
-        message = stop.get("message") if stop else None
         detail = f": {message}" if message else ""
         outcome.reason = f"exited with status {exit_code}{detail}; {log}"
     elif stop is None:
@@ -210,6 +259,7 @@ def _judge(
         outcome.reason = str(stop["reason"])
         if "SIGTERM" in signals:
             outcome.reason = f"{stop['reason']} (after the harness's SIGTERM: {harness_reason})"
-    if violations and outcome.ok:
-        outcome.reason += f"; {len(violations)} malformed event line(s)"
+    if violations:
+        # The first one says what to fix; all of them are in the ledger.
+        outcome.reason += f"; {len(violations)} malformed event line(s), first: {violations[0]}"
     return outcome

@@ -31,11 +31,17 @@ class Limits:
     setup_cap_s: longest wait for `run_start` (initialisation is off the budget clock).
     budget_s: training budget from `run_start`; for predict/describe a run-time cap.
     grace_s: after budget + grace, SIGTERM; after another grace, SIGKILL.
+    memory_bytes: the job's memory limit (docker: the container's; local: RLIMIT_DATA on CPU
+        jobs); None for none.
+    cap_setting: the benchmark.yaml setting behind a predict/describe run-time cap, named in
+        the reason when the cap kills a job, so the user knows what to raise.
     """
 
     setup_cap_s: float
     budget_s: float
     grace_s: float
+    memory_bytes: int | None = None
+    cap_setting: str = ""
 
 
 @dataclass(frozen=True)

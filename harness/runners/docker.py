@@ -56,10 +56,17 @@ def chown_tree(paths: list[Path], uid: int, gid: int) -> None:
 
 
 class DockerProcess:
-    def __init__(self, container: Any, log_path: Path, give_back: list[Path] | None = None) -> None:
+    def __init__(
+        self,
+        container: Any,
+        log_path: Path,
+        give_back: list[Path] | None = None,
+        memory_limit: int | None = None,
+    ) -> None:
         self.container = container
         self.log_path = log_path
         self.give_back = give_back or []
+        self.memory_limit = memory_limit  # what an OOM kill's reason names
         self._stderr = threading.Thread(target=self._copy_stderr, daemon=True)
         self._stderr.start()
 
@@ -250,4 +257,4 @@ class DockerRunner:
             ) from None
         except APIError as error:
             raise DockerUnavailable(f"{image}: the engine refused to start it: {error}") from None
-        return DockerProcess(container, launch.log_path, give_back)
+        return DockerProcess(container, launch.log_path, give_back, spec.mem_limit)

@@ -3,7 +3,9 @@
 Same job spec, events and budget as the docker runner, for hosts without Docker and the bare-CPU
 default. The contract's mounts become host folders named by the INPAINT_* variables; the data
 mount is a folder of symlinks holding only what the job needs. It is no sandbox: the docker
-runner is the one that enforces read-only data, no network and dropped privileges.
+runner is the one that enforces read-only data, no network and dropped privileges. What it does
+do: runtime.memory becomes RLIMIT_DATA on CPU jobs (an allocation past it fails), and a write
+into the data mount is found after the job, undone where it created something, and fails the job.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import fcntl
 import hashlib
 import logging
 import os
+import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,10 +133,92 @@ def _detach_and_die_with_parent() -> None:
         pass
 
 
+def _child_setup(memory_bytes: int | None) -> Callable[[], None]:
+    def setup() -> None:
+        _detach_and_die_with_parent()
+        if memory_bytes is not None:
+            # RLIMIT_DATA, not RLIMIT_AS: malloc arenas and thread stacks reserve far more address
+            # space than they use, so an AS limit would fail healthy multi-threaded jobs.
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+
+    return setup
+
+
+Snapshot = dict[str, tuple[int, int, int]]
+
+
+def snapshot_data(stage: Path) -> tuple[Snapshot, dict[str, Path]]:
+    """(inode, size, mtime) of every entry the data mount shows, keyed by its path there, and
+    where each key really lives; the stage's links are followed one level, as the job sees them."""
+    seen: Snapshot = {}
+    where: dict[str, Path] = {}
+    roots: list[tuple[str, Path]] = [("", stage)]
+    while roots:
+        prefix, root = roots.pop()
+        for folder, dirs, files in os.walk(root):
+            for entry in (*dirs, *files):
+                path = Path(folder) / entry
+                try:
+                    info = path.lstat()
+                except OSError:
+                    continue
+                rel = str(path.relative_to(root))
+                key = f"{prefix}/{rel}" if prefix else rel
+                where[key] = path
+                if stat.S_ISDIR(info.st_mode):
+                    # a directory's times change with its entries, which are compared anyway
+                    seen[key] = (info.st_ino, -1, -1)
+                    continue
+                seen[key] = (info.st_ino, info.st_size, info.st_mtime_ns)
+                if not prefix and stat.S_ISLNK(info.st_mode) and path.is_dir():
+                    roots.append((key, path.resolve()))
+    return seen, where
+
+
 class LocalProcess:
-    def __init__(self, popen: subprocess.Popen[bytes], log_handle: object) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        log_handle: object,
+        memory_limit: int | None = None,
+        stage: Path | None = None,
+        before: Snapshot | None = None,
+    ) -> None:
         self.popen = popen
         self._log = log_handle
+        self.memory_limit = memory_limit
+        self._stage = stage
+        self._before = before or {}
+
+    def data_changes(self) -> list[str]:
+        """What the job did to its data mount, which is read-only only by contract here (no
+        sandbox). Entries it created are removed again; changed or deleted ones are reported."""
+        if self._stage is None:
+            return []
+        self.send_signal(signal.SIGKILL)  # leftover children must not write while we look
+        after, where = snapshot_data(self._stage)
+        changes: list[str] = []
+        removed: list[str] = []
+        for key in sorted(set(after) - set(self._before)):
+            if any(key.startswith(f"{gone}/") for gone in removed):
+                continue  # inside a folder it created, removed with it
+            path = where[key]
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError as error:
+                changes.append(f"created $INPAINT_DATA/{key} (could not remove it: {error})")
+            else:
+                removed.append(key)
+                changes.append(f"created $INPAINT_DATA/{key} (removed again)")
+        for key in sorted(set(self._before) - set(after)):
+            changes.append(f"deleted $INPAINT_DATA/{key}")
+        for key in sorted(set(self._before) & set(after)):
+            if self._before[key] != after[key]:
+                changes.append(f"changed $INPAINT_DATA/{key}")
+        return changes
 
     def stdout_chunks(self) -> Iterator[bytes]:
         assert self.popen.stdout is not None
@@ -240,6 +326,9 @@ class LocalRunner:
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_handle = open(launch.log_path, "ab")  # noqa: SIM115 - closed in cleanup()
         log.debug("local: %s (cwd %s)", argv, folder.path)
+        # CUDA maps far more private memory than it uses: a GPU job gets no data limit.
+        memory = launch.limits.memory_bytes if launch.gpu is None else None
+        before = snapshot_data(stage)  # taken before the job can touch anything
         popen = subprocess.Popen(
             argv,
             cwd=folder.path,
@@ -247,6 +336,6 @@ class LocalRunner:
             stdout=subprocess.PIPE,
             stderr=log_handle,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_detach_and_die_with_parent,
+            preexec_fn=_child_setup(memory),
         )
-        return LocalProcess(popen, log_handle)
+        return LocalProcess(popen, log_handle, memory, stage, before[0])

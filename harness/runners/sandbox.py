@@ -1,7 +1,8 @@
 """The docker runner's sandbox as data: a pure function from a launch to a container spec.
 
-Defaults: no network, read-only root with a tmpfs /tmp, the invoking user's uid:gid, all
-capabilities dropped, no-new-privileges, pids/memory/shm limits, data and job read-only. A
+Defaults: no network, read-only root with a size-limited tmpfs /tmp, the invoking user's
+uid:gid, all capabilities dropped, no-new-privileges, pids/memory/shm limits, data and job
+read-only. A
 default is relaxed only through an explicit `Relaxations` setting, which the caller logs.
 """
 
@@ -153,7 +154,8 @@ def container_spec(
         environment=environment,
         network_disabled=not relax.network,
         read_only=not relax.writable_root,
-        tmpfs={"/tmp": "rw,nosuid,nodev,size=4g"},
+        # Sized, so a model that fills /tmp gets ENOSPC instead of eating the host's memory.
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={runtime.tmp_bytes}"},
         cap_drop=[] if relax.keep_capabilities else ["ALL"],
         security_opt=["no-new-privileges"],
         mem_limit=runtime.memory_bytes,
