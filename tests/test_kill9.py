@@ -1,10 +1,13 @@
 """kill -9 of `inpaint-bench run` at 20 seeded random moments, each followed by a rerun.
 
-A reference run, uninterrupted, gives the run's length T and the results to match. Then the
-kills: each run (first or rerun) of a run folder is killed with SIGKILL `d` seconds after it
-starts, d drawn uniformly from (0, 0.9 T) by a seeded generator, and rerun in the same folder at
-the next moment. A run that finishes before its moment is a rerun that completed; the next moment
-then starts a fresh folder. After the 20th kill the last folder is rerun to completion.
+A reference run, uninterrupted, gives the run's length T, its timeline (when each step began
+and ended) and the results to match. 20 moments are drawn uniformly from (0, T) by a seeded
+generator and sorted; each is placed in the reference's timeline as "start-up", "step S plus x
+seconds" or "report plus x seconds". One run folder takes the kills in order: its run is killed
+with SIGKILL when it reaches the first moment (S begins in the ledger, then x seconds), the rerun
+in the same folder at the next, and so on, so that reruns, which skip what is done, are still
+killed in every phase. A rerun that finishes before its moment completed (checked like the final
+one) and the moment moves on to a fresh folder. After the 20th kill the folder is rerun to the end.
 
 After every kill: the ledger passes `PRAGMA integrity_check`, no job the killed harness started
 outlives it, and every step recorded done before is still done under the same attempt and start
