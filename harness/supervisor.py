@@ -176,7 +176,7 @@ def supervise(
     # Optional parts of a Process: the local runner cannot forbid writes into the data mount,
     # so it reports them; each runner knows the memory limit it really applied.
     changes = getattr(process, "data_changes", None)
-    memory = getattr(process, "memory_limit", None) or launch.limits.memory_bytes
+    memory = getattr(process, "memory_limit", launch.limits.memory_bytes)
     return _judge(
         launch,
         exit_code,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 from runs import REPO, faulty, reference, tiny_run_profile
 
+from harness.config import Runtime
 from harness.conformance import Conformance
 from harness.ledger import Ledger
 from harness.pipeline import Pipeline
@@ -92,11 +94,46 @@ def test_budget_kill_of_a_container_that_ignores_sigterm(
     assert client.containers.list(all=True, filters={"label": "dev.inpaint-bench.run"}) == []
 
 
+PROBE_ATTEMPTS = {
+    "tcp_out",
+    "tcp_host",
+    "dns",
+    "docker_socket",
+    "write_data",
+    "write_root",
+    "write_app",
+    "write_job",
+    "write_outside_outputs",
+    "read_shadow",
+    "read_host_paths",
+    "find_ground_truth",
+    "setuid_root",
+    "setgid_root",
+    "chown_root",
+    "user_namespace",
+    "setuid_binaries",
+    "fork_bomb",
+    "fill_tmp",
+}
+
+
 def test_inside_the_sandbox_nothing_escapes(runner: DockerRunner, tmp_path: Path) -> None:
+    # Small pids and /tmp limits, so the probe's bounded fork bomb and /tmp filler hit them.
+    runtime = Runtime(pids_limit=64, tmp_bytes=64 << 20)
+    sandboxed = DockerRunner(
+        runtime,
+        reporter=SilentReporter(quiet=True),
+        client=runner.client,
+        base_image=runner.base_image,
+    )
     inputs, masks, outputs = (tmp_path / n for n in ("inputs", "masks", "outputs"))
     for folder in (inputs, masks, outputs, tmp_path / "job", tmp_path / "ck"):
         folder.mkdir()
     (inputs / "000000.png").write_bytes(b"")
+    # A test set's ground truth on the host: the probe must find it neither by path nor by name.
+    truth = tmp_path / "data" / "test" / "faces_test" / f"truth-{uuid.uuid4().hex}.png"
+    truth.parent.mkdir(parents=True)
+    truth.write_bytes(b"ground truth")
     job = tmp_path / "job" / "job.json"
     job.write_text(
         json.dumps(
@@ -120,12 +157,18 @@ def test_inside_the_sandbox_nothing_escapes(runner: DockerRunner, tmp_path: Path
         Mounts({"inputs": inputs, "masks": masks}, job, tmp_path / "ck", outputs),
         Limits(300, 120, 5),
         tmp_path / "probe.log",
+        env={
+            "PROBE_HOST_PATHS": os.pathsep.join([str(truth), str(REPO / "benchmark.yaml")]),
+            "PROBE_MARKER": truth.name,
+            "PROBE_FORK_TRIES": "256",
+            "PROBE_TMP_CAP_MB": "256",
+        },
         key="probe-" + "0" * 20,
         run_id="probe",
     )
     from harness.supervisor import supervise
 
-    process = runner.start(launch)
+    process = sandboxed.start(launch)
     try:
         outcome = supervise(process, launch)
     finally:
@@ -134,17 +177,20 @@ def test_inside_the_sandbox_nothing_escapes(runner: DockerRunner, tmp_path: Path
     probe = json.loads((outputs / "probe.json").read_text())
     assert (probe["uid"], probe["gid"]) == container_user()
     assert probe["uid"] != 0, "no container runs as root, even when the harness does"
-    for attempt in (
-        "tcp_out",
-        "dns",
-        "write_data",
-        "write_root",
-        "write_app",
-        "setuid_root",
-        "sudo",
-    ):
-        assert probe[attempt].startswith("refused"), (attempt, probe[attempt])
+    attempts = probe["attempts"]
+    assert set(attempts) == PROBE_ATTEMPTS  # every attempt reported
+    succeeded = {
+        name: result for name, result in attempts.items() if not result.startswith("refused")
+    }
+    assert succeeded == {}  # zero successes
+    assert "stopped after" in attempts["fork_bomb"]
+    assert int(attempts["fork_bomb"].split("stopped after ")[1].split()[0]) < 64
+    assert "ENOSPC after" in attempts["fill_tmp"]
+    assert int(attempts["fill_tmp"].split("ENOSPC after ")[1].split()[0]) <= 64
+    assert "none of 2 host path(s) exists in here" in attempts["read_host_paths"]
+    assert "not among the" in attempts["find_ground_truth"]
     assert probe["write_tmp"].startswith("SUCCEEDED")  # the tmpfs is the one writable place
-    assert probe["capabilities"] == "0000000000000000" and probe["no_new_privs"] == "1"
-    assert not any("test" in f.split("/")[0] for f in probe["data_files"])
+    assert set(probe["capabilities"].values()) == {"0000000000000000"}
+    assert probe["no_new_privs"] == "1"
+    assert sorted(probe["data_files"]) == ["inputs", "inputs/000000.png", "masks"]
     assert not (inputs / "planted.txt").exists()

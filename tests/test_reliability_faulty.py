@@ -2,9 +2,10 @@
 recorded with a reason a user can act on, the harness exits without a traceback, and the run
 goes on to a good model after all of them.
 
-One run holds every faulty model (a run per fault would cost a minute each on a small CI box);
-the parametrized tests read its ledger. The docker cases (the memory limit is a cgroup's there)
-run a smaller set in the sandbox when an engine and base image are at hand.
+One run holds every faulty model, a good one last (a run per fault would repeat the data, the
+inputs and the start-up each time); the parametrized tests read its ledger. The local runner's
+memory limit is RLIMIT_DATA, docker's a cgroup's: the docker cases run a smaller set, the ones
+whose containment differs in the sandbox, when an engine and base image are at hand.
 """
 
 from __future__ import annotations
@@ -362,6 +363,12 @@ def test_docker_run_exits_cleanly_and_goes_on(docker_run: Run) -> None:
 @pytest.mark.parametrize("case", DOCKER_CASES, ids=lambda c: c.fault)
 def test_docker_fault_is_contained_with_a_reason(docker_run: Run, case: Case) -> None:
     check_case(docker_run, case)
+
+
+@pytest.mark.docker
+def test_docker_write_outside_is_refused_by_the_read_only_mount(docker_run: Run) -> None:
+    log = docker_run.root / "run" / "logs" / "predict-f-write_outside-scenes.log"
+    assert "write outside refused: [Errno 30] Read-only file system" in log.read_text()
 
 
 # --- the limits behind the containment, as configured ----------------------------------------
