@@ -146,6 +146,8 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{where}: invalid YAML: {error.problem}", _YAML_HINT) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}", _YAML_HINT) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply", _YAML_HINT) from None
     finally:
         if loader is not None:
             loader.dispose()

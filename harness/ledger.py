@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +108,17 @@ class Step:
 
 
 def _row_to_step(row: sqlite3.Row) -> Step:
+    try:
+        return _decode_step(row)
+    except (ValueError, TypeError, IndexError, RecursionError) as error:
+        # SQLite vouches for its pages, not for the JSON the harness keeps in them.
+        raise LedgerError(
+            f"ledger step {str(row['key'])[:16]}: damaged row ({type(error).__name__}: {error})",
+            "restore the ledger from a backup, or move it aside to redo every step of the run",
+        ) from None
+
+
+def _decode_step(row: sqlite3.Row) -> Step:
     return Step(
         key=row["key"],
         kind=row["kind"],
@@ -133,6 +144,7 @@ class Ledger:
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         try:
             self.conn.row_factory = sqlite3.Row
+            self.conn.text_factory = _text_factory(self.path)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA synchronous=FULL")
@@ -339,7 +351,20 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     check_ledger(path)
     conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
+    conn.text_factory = _text_factory(Path(path))
     return conn
+
+
+def _text_factory(path: Path) -> Callable[[bytes], str]:
+    # SQLite's page checks do not cover the bytes of a text value: a flipped bit there would
+    # otherwise surface as a bare UnicodeDecodeError from whichever query read it.
+    def decode(data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise _damaged(path, f"text that is not UTF-8: {error.reason}") from None
+
+    return decode
 
 
 def check_ledger(path: Path) -> None:

@@ -11,10 +11,12 @@ import io
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -25,6 +27,8 @@ from harness.data.pngs import HOLE, KNOWN
 from harness.progress import Reporter
 
 Kind = Literal["image", "mask"]
+T = TypeVar("T")
+R = TypeVar("R")
 _INDEX_NAME = re.compile(r"^\d{6}\.png$")
 # PNG colour types (PNG spec, IHDR); the contract wants 8-bit type 2 images and type 0 masks.
 _COLOUR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
@@ -211,15 +215,31 @@ def _inspect_all(
 ) -> tuple[dict[Path, str], list[Problem]]:
     digests: dict[Path, str] = {}
     problems: list[Problem] = []
-    with ThreadPoolExecutor() as pool:
-        futures = [pool.submit(_inspect, path, kind, profile, hint) for path, kind in files]
-        for future in reporter.track(as_completed(futures), len(futures), "checking files"):
-            path, digest, found = future.result()
+    workers = min(32, (os.cpu_count() or 1) + 4)
+    with ThreadPoolExecutor(workers) as pool:
+        results = _bounded_map(
+            pool, lambda item: _inspect(item[0], item[1], profile, hint), files, 4 * workers
+        )
+        for path, digest, found in reporter.track(results, len(files), "checking files"):
             if digest is not None:
                 digests[path] = digest
             problems += found
     problems.sort(key=lambda p: str(p.path))
     return digests, problems
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], window: int
+) -> Iterator[R]:
+    """`pool.map`, in order, with at most `window` calls in flight: submitting every file at
+    once kept a finished future (about 1 KiB) per file alive until the last one was read."""
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        if len(pending) >= window:
+            yield pending.popleft().result()
+        pending.append(pool.submit(fn, item))
+    while pending:
+        yield pending.popleft().result()
 
 
 def _inspect(
@@ -387,7 +407,7 @@ def _read_listing(path: Path, kind: Literal["data", "masks"]) -> dict[str, str] 
             listed = {record["file"]: record["sha256"] for record in body["masks"]}
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in listed.items()):
             raise TypeError("names and sha256 values must be strings")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         return Problem(
             path,
             f"unreadable manifest ({type(error).__name__}: {error})",

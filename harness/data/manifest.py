@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.data.atomic import atomic_write_text
 from harness.data.layout import MANIFEST, area_bin
+from harness.errors import DataError
 
 
 def sha256_file(path: Path) -> str:
@@ -47,8 +48,16 @@ def write_mask_manifest(folder: Path, records: list[MaskRecord]) -> Path:
 
 
 def read_mask_manifest(folder: Path) -> list[MaskRecord]:
-    body = json.loads((folder / MANIFEST).read_text())
-    return [MaskRecord(**r) for r in body["masks"]]
+    """The records of folder/manifest.json; DataError naming the file if it is unreadable."""
+    path = folder / MANIFEST
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        return [MaskRecord(**r) for r in body["masks"]]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+        raise DataError(
+            f"{path}: unreadable mask manifest ({type(error).__name__}: {error})",
+            "restore it, or rebuild the data tree",
+        ) from None
 
 
 def write_data_manifest(root: Path) -> Path:

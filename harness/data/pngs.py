@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from harness.data.atomic import atomic_write_bytes
+from harness.errors import DataError
 
 HOLE = 255
 KNOWN = 0
@@ -35,22 +36,45 @@ def write_png(path: Path, array: np.ndarray) -> None:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An 8-bit RGB PNG → uint8 HxWx3. Raises ValueError naming the file if it is anything else."""
-    with Image.open(path) as image:
+    """An 8-bit RGB PNG → uint8 HxWx3. Raises DataError naming the file if it is anything else."""
+    with _opened(path) as image:
         if image.mode != "RGB":
-            raise ValueError(f"{path}: expected an 8-bit RGB image, got mode {image.mode}")
-        return np.asarray(image, dtype=np.uint8).copy()
+            raise DataError(
+                f"{path}: expected an 8-bit RGB image, got mode {image.mode}", _CHECK_HINT
+            )
+        return _pixels(path, image).copy()
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """An 8-bit L mask → bool HxW, True = hole. Raises ValueError if not L or not binary."""
-    with Image.open(path) as image:
+    """An 8-bit L mask → bool HxW, True = hole. Raises DataError if unreadable, not L or not
+    binary."""
+    with _opened(path) as image:
         if image.mode != "L":
-            raise ValueError(
-                f"{path}: expected an 8-bit single-channel mask, got mode {image.mode}"
+            raise DataError(
+                f"{path}: expected an 8-bit single-channel mask, got mode {image.mode}",
+                _CHECK_HINT,
             )
-        pixels = np.asarray(image, dtype=np.uint8)
+        pixels = _pixels(path, image)
     values = np.unique(pixels)
     if not set(values.tolist()) <= {KNOWN, HOLE}:
-        raise ValueError(f"{path}: mask is not binary (values other than 0 and 255)")
+        raise DataError(f"{path}: mask is not binary (values other than 0 and 255)", _CHECK_HINT)
     return pixels == HOLE
+
+
+_CHECK_HINT = "run `inpaint-bench data check` on the data tree for every problem and its fix"
+
+
+def _opened(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except Exception as error:  # PIL raises many types on bad bytes: all mean "unreadable"
+        raise DataError(f"{path}: unreadable image ({type(error).__name__}: {error})") from None
+
+
+def _pixels(path: Path, image: Image.Image) -> np.ndarray:
+    try:
+        return np.asarray(image, dtype=np.uint8)
+    except Exception as error:  # a truncated or corrupt stream fails only when decoded
+        raise DataError(
+            f"{path}: unreadable image ({type(error).__name__}: {error})", _CHECK_HINT
+        ) from None
