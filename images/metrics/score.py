@@ -126,11 +126,16 @@ def load_job(path: Path) -> dict[str, Any]:
     if errors:
         where = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
         raise JobInvalid(f"{path}: {where}: {errors[0].message}")
+    if ("predictions" in doc) == ("sets" in doc):
+        raise JobInvalid(f"{path}: give either predictions and output, or sets (not both)")
     job = _with_defaults(schema, doc)
     base = Path(path).resolve().parent
-    for key in ("ground_truth", "predictions", "masks", "output", "weights_dir"):
+    if "sets" not in job:
+        job["sets"] = [{"predictions": job.pop("predictions"), "output": job.pop("output")}]
+    for key in ("ground_truth", "masks", "weights_dir"):
         if job[key] is not None:
             job[key] = str(base / job[key])
+    job["sets"] = [{k: str(base / v) for k, v in s.items()} for s in job["sets"]]
     return job
 
 
@@ -170,15 +175,18 @@ def _pairs(gt_dir: Path, pred_dir: Path, mask_dir: Path) -> list[tuple[str, Path
     return [(g.name, g, pred_dir / g.name, mask_dir / g.name) for g in gts]
 
 
-def _decode(pair: tuple[str, Path, Path, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _decode_truth(pair: tuple[str, Path, Path, Path]) -> tuple[np.ndarray, np.ndarray, float]:
     start = time.perf_counter()
-    _, gt_path, pred_path, mask_path = pair
-    gt, raw, hole = read_rgb(gt_path), read_rgb(pred_path), read_hole(mask_path)
-    if raw.shape != gt.shape:
-        raise BadData(f"{pred_path}: prediction is {raw.shape[:2]}, ground truth {gt.shape[:2]}")
+    _, gt_path, _, mask_path = pair
+    gt, hole = read_rgb(gt_path), read_hole(mask_path)
     if hole.shape != gt.shape[:2]:
         raise BadData(f"{mask_path}: mask is {hole.shape}, ground truth {gt.shape[:2]}")
-    return gt, raw, hole, time.perf_counter() - start
+    return gt, hole, time.perf_counter() - start
+
+
+def _decode_prediction(path: Path) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    return read_rgb(path), time.perf_counter() - start
 
 
 def _numpy_metrics(
@@ -240,8 +248,12 @@ def _score_group(
     pool: ThreadPoolExecutor,
     workers: int,
     timer: _Timer,
+    features: dict[int, LPIPSFeatures],
 ) -> tuple[dict[str, dict[str, np.ndarray]], int]:
-    """Scores[variant][metric] for one batch of same-sized images, and how many raw == comp."""
+    """Scores[variant][metric] for one batch of same-sized images, and how many raw == comp.
+
+    `features` caches the ground truth's LPIPS features per trunk, for the other sets of the job.
+    """
     start = time.perf_counter()
     comp = composite(raw, gt, hole)
     same = np.all(raw == comp, axis=(1, 2, 3))
@@ -272,7 +284,6 @@ def _score_group(
     if any(s is not None and s.device.type == "cpu" for s in scorers.values()):
         collect()  # LPIPS on the CPU: torch's threads would fight the pool's (OpenMP spins)
     start = time.perf_counter()  # on a GPU, LPIPS runs while the pool does the numpy metrics
-    features: dict[int, LPIPSFeatures] = {}
     for column, scorer in scorers.items():
         if scorer is None:
             continue
@@ -351,11 +362,29 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]
             writer.writerow([_cell(row[c]) for c in columns])
 
 
+@dataclass(frozen=True)
+class PredictionSet:
+    """One model's predictions (a folder of PNGs named as the ground truth) and its CSV."""
+
+    predictions: Path
+    output: Path
+
+
 def score_pairs(
     ground_truth: Path,
     predictions: Path,
     masks: Path,
     output: Path,
+    **options: Any,
+) -> ScoreResult:
+    """Score every ground-truth image; write `output` (CSV) and its `.meta.json` sidecar."""
+    return score_sets(ground_truth, masks, [PredictionSet(predictions, output)], **options)[0]
+
+
+def score_sets(
+    ground_truth: Path,
+    masks: Path,
+    sets: Sequence[PredictionSet],
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,
     variants: Sequence[str] = VARIANTS,
@@ -367,15 +396,22 @@ def score_pairs(
     job_id: str = "score",
     events: Events | None = None,
     workers: int | None = None,
-) -> ScoreResult:
-    """Score every ground-truth image; write `output` (CSV) and its `.meta.json` sidecar."""
+) -> list[ScoreResult]:
+    """Score several models' predictions of one test set: one CSV and sidecar per set.
+
+    The ground truth and masks are decoded once, and the ground truth's LPIPS features computed
+    once, for all sets (with five models that halves the LPIPS trunk's work).
+    """
     started = time.perf_counter()
     timer = _Timer()
     emit: Callable[..., None] = events.emit if events else lambda *a, **k: None
     unknown = [m for m in metrics if m not in METRICS and m not in SET_METRICS]
     if unknown or not set(variants) <= set(VARIANTS):
         raise ValueError(f"unknown metrics {unknown} or variants {list(variants)}")
-    pairs = _pairs(Path(ground_truth), Path(predictions), Path(masks))
+    if not sets:
+        raise ValueError("no prediction sets to score")
+    per_set = [_pairs(Path(ground_truth), Path(s.predictions), Path(masks)) for s in sets]
+    pairs = per_set[0]
     ordered = [m for m in METRICS if m in metrics]
     numpy_names = [m for m in ordered if not METRICS[m].needs_weights]
     lpips_columns = [m for m in ordered if METRICS[m].needs_weights]
@@ -384,7 +420,9 @@ def score_pairs(
         lpips_columns, lpips_net, lpips_batch_size, device, weights_dir, allow_random_backbone
     )
     timer.add("setup_lpips", time.perf_counter() - setup)
-    fid = _FidAccumulator(variants, device, weights_dir) if "fid" in metrics else None
+    fids = (
+        [_FidAccumulator(variants, device, weights_dir) for _ in sets] if "fid" in metrics else []
+    )
     for column in lpips_columns:
         if status[column] != "pretrained":
             emit("warning", message=f"{column}: {status[column]}: {provenance[column]}")
@@ -394,9 +432,9 @@ def score_pairs(
     config = {
         "step": "score",
         "ground_truth": str(ground_truth),
-        "predictions": str(predictions),
+        "predictions": [str(s.predictions) for s in sets],
         "masks": str(masks),
-        "output": str(output),
+        "output": [str(s.output) for s in sets],
         "metrics": ordered,
         "variants": list(variants),
         "lpips": {"net": lpips_net, "batch_size": lpips_batch_size, "weights": status},
@@ -411,75 +449,104 @@ def score_pairs(
         config=config,
         resumed_from_step=0,
     )
-    rows: list[dict[str, Any]] = []
-    raw_equal = 0
+    rows: list[list[dict[str, Any]]] = [[] for _ in sets]
+    raw_equal = [0 for _ in sets]
     chunk_size = max(lpips_batch_size, 2 * workers)
     last_progress = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        chunks = list(_chunks(pairs, chunk_size))
-        pending = [pool.submit(_decode, p) for p in chunks[0]]
+        chunks = list(_chunks(range(len(pairs)), chunk_size))
+
+        def submit(chunk: Sequence[int]) -> tuple[list[Future[Any]], list[list[Future[Any]]]]:
+            truth = [pool.submit(_decode_truth, pairs[i]) for i in chunk]
+            preds = [[pool.submit(_decode_prediction, p[i][2]) for i in chunk] for p in per_set]
+            return truth, preds
+
+        pending = submit(chunks[0])
         for step, chunk in enumerate(chunks, start=1):
             start = time.perf_counter()
-            decoded = [f.result() for f in pending]
+            truth = [f.result() for f in pending[0]]
+            decoded = [[f.result() for f in futures] for futures in pending[1]]
             timer.add("decode_wait", time.perf_counter() - start)
             if step < len(chunks):  # decode the next chunk while this one is scored
-                pending = [pool.submit(_decode, p) for p in chunks[step]]
-            for *_, seconds in decoded:
+                pending = submit(chunks[step])
+            for seconds in [t[-1] for t in truth] + [d[-1] for s in decoded for d in s]:
                 timer.add("decode", seconds)
+            for s, images in enumerate(decoded):
+                for j, (raw, _) in enumerate(images):
+                    if raw.shape != truth[j][0].shape:
+                        path = per_set[s][chunk[j]][2]
+                        gt_shape = truth[j][0].shape[:2]
+                        raise BadData(
+                            f"{path}: prediction is {raw.shape[:2]}, ground truth {gt_shape}"
+                        )
             by_shape: dict[tuple[int, ...], list[int]] = {}
-            for i, (gt, *_rest) in enumerate(decoded):
-                by_shape.setdefault(gt.shape, []).append(i)
-            chunk_rows: list[dict[str, Any]] = [{} for _ in chunk]
+            for j, (gt, *_rest) in enumerate(truth):
+                by_shape.setdefault(gt.shape, []).append(j)
+            chunk_rows: list[list[dict[str, Any]]] = [[{} for _ in chunk] for _ in sets]
             for members in by_shape.values():
-                gt = np.stack([decoded[i][0] for i in members])
-                raw = np.stack([decoded[i][1] for i in members])
-                hole = np.stack([decoded[i][2] for i in members])
-                scores, same = _score_group(
-                    gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer
-                )
-                raw_equal += same
-                if fid is not None:
-                    start = time.perf_counter()
-                    fid.add(gt, raw, hole)
-                    timer.add("fid_features", time.perf_counter() - start)
+                gt = np.stack([truth[j][0] for j in members])
+                hole = np.stack([truth[j][1] for j in members])
                 fractions = hole.mean(axis=(1, 2), dtype=np.float64)
-                for j, i in enumerate(members):
-                    frac = float(fractions[j])
-                    for variant in variants:
-                        row = {
-                            "image": chunk[i][0],
-                            "variant": variant,
-                            "hole_fraction": frac,
-                            "bin": area_bin(frac),
-                        }
-                        row.update({m: float(scores[variant][m][j]) for m in ordered})
-                        row.update({f"{c}_weights": status[c] for c in lpips_columns})
-                        chunk_rows[i][variant] = row
-            rows.extend(r[v] for r in chunk_rows for v in variants)
+                features: dict[int, LPIPSFeatures] = {}  # per trunk, shared by every set
+                for s in range(len(sets)):
+                    raw = np.stack([decoded[s][j][0] for j in members])
+                    scores, same = _score_group(
+                        gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer,
+                        features,
+                    )  # fmt: skip
+                    raw_equal[s] += same
+                    if fids:
+                        start = time.perf_counter()
+                        fids[s].add(gt, raw, hole)
+                        timer.add("fid_features", time.perf_counter() - start)
+                    for k, j in enumerate(members):
+                        frac = float(fractions[k])
+                        for variant in variants:
+                            row = {
+                                "image": pairs[chunk[j]][0],
+                                "variant": variant,
+                                "hole_fraction": frac,
+                                "bin": area_bin(frac),
+                            }
+                            row.update({m: float(scores[variant][m][k]) for m in ordered})
+                            row.update({f"{c}_weights": status[c] for c in lpips_columns})
+                            chunk_rows[s][j][variant] = row
+            for s in range(len(sets)):
+                rows[s].extend(r[v] for r in chunk_rows[s] for v in variants)
             done = sum(len(c) for c in chunks[:step])
             if time.monotonic() - last_progress >= PROGRESS_EVERY_S or step == len(chunks):
                 emit("progress", step=step, images_seen=done, total=len(pairs))
                 last_progress = time.monotonic()
     columns = ["image", "variant", "hole_fraction", "bin", *ordered]
     columns += [f"{c}_weights" for c in lpips_columns]
-    start = time.perf_counter()
-    write_csv(Path(output), columns, rows)
-    timer.add("write_csv", time.perf_counter() - start)
-    timer.add("total", time.perf_counter() - started)
-    metadata = _metadata(config, pairs, rows, raw_equal, status, provenance, scorers, timer)
-    metadata["lpips"]["device"] = used_device
-    if fid is not None:
+    results = []
+    for s, prediction_set in enumerate(sets):
         start = time.perf_counter()
-        metadata["fid"] = fid.result()
-        metadata["higher_is_better"]["fid"] = False
-        metadata["conventions"]["fid"] = fid.convention
-        metadata["fid_provenance"] = fid.provenance
-        metadata["timings_s"]["fid"] = round(time.perf_counter() - start, 4)
-        if fid.extractor is None:
-            emit("warning", message=f"fid: {WEIGHTS_MISSING}: {fid.provenance}")
-    sidecar = Path(output).with_suffix(".meta.json")
-    with atomic_target(sidecar) as tmp:
-        tmp.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+        write_csv(Path(prediction_set.output), columns, rows[s])
+        timer.add("write_csv", time.perf_counter() - start)
+        results.append(ScoreResult(rows[s], columns, {}))
+    timer.add("total", time.perf_counter() - started)
+    for s, prediction_set in enumerate(sets):
+        set_config = {**config, "predictions": str(prediction_set.predictions)}
+        set_config["output"] = str(prediction_set.output)
+        metadata = _metadata(
+            set_config, pairs, rows[s], raw_equal[s], status, provenance, scorers, timer
+        )
+        metadata["lpips"]["device"] = used_device
+        metadata["sets_in_job"] = len(sets)
+        if fids:
+            start = time.perf_counter()
+            metadata["fid"] = fids[s].result()
+            metadata["higher_is_better"]["fid"] = False
+            metadata["conventions"]["fid"] = fids[s].convention
+            metadata["fid_provenance"] = fids[s].provenance
+            metadata["timings_s"]["fid"] = round(time.perf_counter() - start, 4)
+            if fids[s].extractor is None:
+                emit("warning", message=f"fid: {WEIGHTS_MISSING}: {fids[s].provenance}")
+        sidecar = Path(prediction_set.output).with_suffix(".meta.json")
+        with atomic_target(sidecar) as tmp:
+            tmp.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+        results[s].metadata.update(metadata)
     emit(
         "run_stop",
         status="completed",
@@ -488,7 +555,7 @@ def score_pairs(
         images_seen=len(pairs),
         message=None,
     )
-    return ScoreResult(rows, columns, metadata)
+    return results
 
 
 def _metadata(
@@ -542,12 +609,11 @@ def _metadata(
 # --- entry point -----------------------------------------------------------------------------
 
 
-def score_job(job: dict[str, Any], events: Events) -> ScoreResult:
-    return score_pairs(
+def score_job(job: dict[str, Any], events: Events) -> list[ScoreResult]:
+    return score_sets(
         Path(job["ground_truth"]),
-        Path(job["predictions"]),
         Path(job["masks"]),
-        Path(job["output"]),
+        [PredictionSet(Path(s["predictions"]), Path(s["output"])) for s in job["sets"]],
         metrics=job["metrics"],
         variants=job["variants"],
         lpips_net=job["lpips"]["net"],

@@ -6,6 +6,7 @@ Runs in the dev venv (no torch) except the LPIPS-with-random-backbone test, whic
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -248,6 +249,35 @@ def test_score_lpips_random_backbone_end_to_end(tree: dict[str, object]) -> None
     assert "NOT a real LPIPS" in result.metadata["conventions"]["lpips"]
 
 
+def test_several_sets_in_one_pass_equal_each_set_scored_alone(tree: dict[str, object]) -> None:
+    root = tree["root"]
+    assert isinstance(root, Path)
+    lpips = importlib.util.find_spec("torch") and importlib.util.find_spec("lpips")
+    names = ["psnr", "ssim", "l1_hole", *(["lpips"] if lpips else [])]
+    options = {"metrics": names, "device": "cpu", "lpips_batch_size": 3}
+    options |= {"weights_dir": root / "weights", "allow_random_backbone": True}
+    (root / "weights").mkdir()
+    rng = seed_all()
+    for k in (1, 2):  # two more "models": the first one's predictions, noised differently
+        for name in tree["names"]:  # type: ignore[attr-defined]
+            image = np.asarray(Image.open(root / "pred" / name))
+            noise = rng.integers(-9 * k, 9 * k + 1, image.shape)
+            _png(root / f"pred{k}" / name, np.clip(image + noise, 0, 255).astype(np.uint8))
+    folders = ["pred", "pred1", "pred2"]
+    sets = [score.PredictionSet(root / f, root / "many" / f"{f}.csv") for f in folders]
+    together = score.score_sets(root / "gt", root / "masks", sets, **options)
+    for folder, result in zip(folders, together, strict=True):
+        alone = score_pairs(
+            root / "gt", root / folder, root / "masks", root / "one" / f"{folder}.csv", **options
+        )
+        assert repr(result.rows) == repr(alone.rows), folder  # repr: NaN equals NaN
+        assert _read_csv(root / "many" / f"{folder}.csv") == _read_csv(
+            root / "one" / f"{folder}.csv"
+        )
+        assert result.metadata["sets_in_job"] == 3 and alone.metadata["sets_in_job"] == 1
+    assert repr(together[0].rows) != repr(together[1].rows)
+
+
 def test_missing_prediction_names_the_file(tree: dict[str, object]) -> None:
     root = tree["root"]
     assert isinstance(root, Path)
@@ -287,7 +317,9 @@ def _job(root: Path, **fields: object) -> Path:
 def test_load_job_fills_defaults_and_resolves_paths(tmp_path: Path) -> None:
     job = load_job(_job(tmp_path))
     assert job["ground_truth"] == str(tmp_path / "gt")
-    assert job["output"] == str(tmp_path / "out" / "scores.csv")
+    assert job["sets"] == [
+        {"predictions": str(tmp_path / "pred"), "output": str(tmp_path / "out" / "scores.csv")}
+    ]
     assert job["metrics"] == list(DEFAULT_METRICS)
     assert job["variants"] == ["composite", "raw"]
     assert job["lpips"] == {"net": "alex", "batch_size": 32}
@@ -303,12 +335,30 @@ def test_load_job_fills_defaults_and_resolves_paths(tmp_path: Path) -> None:
         ({"lpips": {"net": "squeeze"}}, r"lpips\.net: 'squeeze' is not one of"),
         ({"contract_version": "2"}, r"contract_version: '1' was expected"),
         ({"output": "scores.tsv"}, r"output: 'scores.tsv' does not match"),
+        ({"sets": [{"predictions": "p", "output": "o.csv"}]}, r"either predictions and output"),
+        ({"sets": [{"predictions": "p"}]}, r"sets\.0: 'output' is a required property"),
     ],
 )
 def test_load_job_rejects_bad_fields_by_name(tmp_path: Path, fields: dict, message: str) -> None:
     pytest.importorskip("jsonschema")
     with pytest.raises(JobInvalid, match=message):
         load_job(_job(tmp_path, **fields))
+
+
+def test_load_job_takes_sets_instead_of_predictions(tmp_path: Path) -> None:
+    pytest.importorskip("jsonschema")
+    doc = {"contract_version": "1", "ground_truth": "gt", "masks": "masks"}
+    doc["sets"] = [{"predictions": f"p{i}", "output": f"s{i}.csv"} for i in range(2)]
+    (tmp_path / "job.json").write_text(json.dumps(doc))
+    job = load_job(tmp_path / "job.json")
+    assert [s["output"] for s in job["sets"]] == [
+        str(tmp_path / "s0.csv"),
+        str(tmp_path / "s1.csv"),
+    ]
+    del doc["sets"][0]["output"]
+    (tmp_path / "job.json").write_text(json.dumps(doc))
+    with pytest.raises(JobInvalid, match=r"sets\.0: 'output' is a required property"):
+        load_job(tmp_path / "job.json")
 
 
 def _run(job: Path) -> subprocess.CompletedProcess[str]:

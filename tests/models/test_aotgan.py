@@ -129,9 +129,12 @@ def test_config_defaults_equal_the_manifest_and_bad_jobs_are_refused(aot) -> Non
 # --- b. fidelity to the authors' trainer -----------------------------------------------------
 
 
-def authors_trainer(aot, src: Path, batches, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def authors_trainer(
+    aot, src: Path, batches, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device=None
+):
     """Their Trainer (src/trainer/trainer.py) with its data loader replaced by `batches`, as
-    train.py would build it (global_rank 1 skips only tqdm, the CUDA timers, logs and saving)."""
+    train.py would build it (global_rank 1 skips only tqdm, the CUDA timers, logs and saving).
+    Its `.cuda()` calls go to `device` (default CPU)."""
     stub = types.ModuleType("stub")
     stub.SummaryWriter = stub.tqdm = None  # top-level imports of trainer.py:9-10, unused here
     for name in ("torch.utils.tensorboard", "tqdm"):
@@ -156,7 +159,7 @@ def authors_trainer(aot, src: Path, batches, tmp_path: Path, monkeypatch: pytest
         distributed=False,
         tensorboard=False,
     )
-    with aot.upstream_on_path(src), aot.cuda_calls_on(torch.device("cpu")):
+    with aot.upstream_on_path(src), aot.cuda_calls_on(device or torch.device("cpu")):
         module = importlib.import_module("trainer.trainer")
         loader = iter([(image, mask, ["x.png"] * len(image)) for image, mask in batches])
         monkeypatch.setattr(module, "create_loader", lambda _args: loader)

@@ -161,6 +161,50 @@ TRAIN_DATA = {
 }
 
 
+def authors_loop(up, state: dict, madf, device):
+    """The authors' loop, train.py:101-148 with train.sh's flags, as a step function taking a
+    uint8 batch: their own transforms (dataset.py:45-51) build the tensors every step. Returns
+    (step, model); step(rgb, hole) returns the unweighted losses as floats."""
+    args = argparse.Namespace(
+        n_refinement_D=2,
+        use_incremental_supervision=True,
+        valid_weight=1.0,
+        hole_weight=6.0,
+        tv_weight=0.1,
+        prc_weight=0.05,
+        style_weight=120.0,
+    )
+    model = up.net.MADFNet(layer_size=7, args=args)
+    model.load_state_dict(state)
+    model.to(device)
+    gen_optimizer = torch.optim.Adam(filter(lambda p: p.requires_grad, model.parameters()), lr=2e-4)
+    extractor = up.net.VGG16FeatureExtractor()  # train.py:108,117 build two identical ones
+    criterion = up.loss.InpaintingLoss(extractor, args)
+    full = up.data_parallel.FullModel(model, extractor, args).to(device)
+    img_tf = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(mean=madf.MEAN, std=madf.STD)]
+    )
+
+    def step(rgb: np.ndarray, hole: np.ndarray) -> dict[str, float]:
+        gt = torch.stack([img_tf(Image.fromarray(x)) for x in rgb]).to(device)
+        known = [Image.fromarray(np.where(h, 0, 255).astype(np.uint8)).convert("RGB") for h in hole]
+        mask = torch.stack([transforms.ToTensor()(m) for m in known]).to(device)
+        image = gt * mask
+        full.train()
+        outputs, feats, comp_feats, feat_gt = full(image, mask, gt)
+        loss_dict = criterion(image, mask, outputs, gt, comp_feats, feats, feat_gt)
+        gen_loss = 0.0
+        for key in loss_dict:
+            gen_loss += getattr(args, key + "_weight") * loss_dict[key]
+        losses = {k: v.item() for k, v in loss_dict.items()}
+        gen_optimizer.zero_grad()
+        gen_loss.backward()
+        gen_optimizer.step()
+        return losses
+
+    return step, model
+
+
 @pytest.mark.slow
 @pytest.mark.upstream
 def test_fidelity_random_vgg_two_steps_across_a_resume_match_the_authors_loop(
@@ -193,43 +237,9 @@ def test_fidelity_random_vgg_two_steps_across_a_resume_match_the_authors_loop(
     ours = [ours[0], ours[2]]  # each run repeats its last progress line before stopping
     assert len(batches) == 2
 
-    # The authors' loop, train.py:101-148 with train.sh's flags, on the same batches built by
-    # their own transforms (dataset.py:45-51) and the adapter's initial weights.
-    up = madf.upstream()
-    args = argparse.Namespace(
-        n_refinement_D=2,
-        use_incremental_supervision=True,
-        valid_weight=1.0,
-        hole_weight=6.0,
-        tv_weight=0.1,
-        prc_weight=0.05,
-        style_weight=120.0,
-    )
-    model = up.net.MADFNet(layer_size=7, args=args)
-    model.load_state_dict(initial[0])
-    gen_optimizer = torch.optim.Adam(filter(lambda p: p.requires_grad, model.parameters()), lr=2e-4)
-    extractor = up.net.VGG16FeatureExtractor()  # train.py:108,117 build two identical ones
-    criterion = up.loss.InpaintingLoss(extractor, args)
-    full = up.data_parallel.FullModel(model, extractor, args)
-    img_tf = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize(mean=madf.MEAN, std=madf.STD)]
-    )
-    theirs = []
-    for rgb, hole in batches:
-        gt = torch.stack([img_tf(Image.fromarray(x)) for x in rgb])
-        known = [Image.fromarray(np.where(h, 0, 255).astype(np.uint8)).convert("RGB") for h in hole]
-        mask = torch.stack([transforms.ToTensor()(m) for m in known])
-        image = gt * mask
-        full.train()
-        outputs, feats, comp_feats, feat_gt = full(image, mask, gt)
-        loss_dict = criterion(image, mask, outputs, gt, comp_feats, feats, feat_gt)
-        gen_loss = 0.0
-        for key in loss_dict:
-            gen_loss += getattr(args, key + "_weight") * loss_dict[key]
-        theirs.append({k: v.item() for k, v in loss_dict.items()})
-        gen_optimizer.zero_grad()
-        gen_loss.backward()
-        gen_optimizer.step()
+    # The authors' loop on the same batches and the adapter's initial weights.
+    their_step, model = authors_loop(madf.upstream(), initial[0], madf, torch.device("cpu"))
+    theirs = [their_step(rgb, hole) for rgb, hole in batches]
 
     for step in range(2):
         assert ours[step].keys() == theirs[step].keys()

@@ -341,16 +341,19 @@ def authors_packages(src: Path, stylegan_ops_torch):
         sys.modules.update(saved)
 
 
-def authors_opt(src: Path, batch_size: int) -> argparse.Namespace:
+def authors_opt(
+    src: Path, batch_size: int, size: int = SIZE, gpu_ids: str = "-1"
+) -> argparse.Namespace:
     """What `python train.py --model tc --coarse_or_refine coarse ...` parses (the student
-    config at SIZE px, CPU), without TrainOptions.parse()'s printing and folder making."""
+    config at `size` px, CPU unless gpu_ids), without TrainOptions.parse()'s printing and folder
+    making."""
     from model.tc_model import TC
     from options.train_options import TrainOptions
 
     options = TrainOptions()
     parser = TC.modify_options(options.initialize(argparse.ArgumentParser()), True)
-    argv = ["--model", "tc", "--coarse_or_refine", "coarse", "--gpu_ids", "-1"]
-    argv += ["--fixed_size", str(SIZE), "--fine_size", str(SIZE), "--load_size", str(SIZE)]
+    argv = ["--model", "tc", "--coarse_or_refine", "coarse", "--gpu_ids", gpu_ids]
+    argv += ["--fixed_size", str(size), "--fine_size", str(size), "--load_size", str(size)]
     argv += ["--batch_size", str(batch_size), "--lipip_path", str(src / "model/lpips/vgg.pth")]
     opt = parser.parse_args(argv)
     opt.isTrain = True
