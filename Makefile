@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PROFILE ?= auto
 CONFIG  ?= benchmark.yaml
 
-.PHONY: install bench test lint sample-data docs clean
+.PHONY: install bench test lint perf sample-data docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,15 @@ test: install
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check harness tests images contracts docs
-	$(BIN)/ruff format --check harness tests images contracts docs
+	$(BIN)/ruff check harness tests images contracts docs benchmarks
+	$(BIN)/ruff format --check harness tests images contracts docs benchmarks
 	$(BIN)/mypy
+
+# Performance benchmarks (docs/performance.md): each compares inside one run and prints its
+# ratios and targets; results in benchmarks/results/. P3 needs INPAINT_UPSTREAM_<MODEL> checkouts.
+PERF := p1_scoring p2_budget p3_step_rate scaling p4_make_bench
+perf: install
+	@rc=0; for b in $(PERF); do echo "== $$b"; $(BIN)/python benchmarks/$$b.py || rc=1; done; exit $$rc
 
 sample-data: install
 	$(BIN)/inpaint-bench data sample --config $(CONFIG) --overwrite

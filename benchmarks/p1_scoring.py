@@ -10,7 +10,8 @@ One test set (photo crops at 256², seeded masks of every area bin) predicted by
 - ours: images/metrics/score.py `score_sets` (ground truth decoded and its LPIPS features taken
   once for all models; psnr, ssim and lpips, the seed's three);
 - floor: the LPIPS trunk's forwards alone (one per prediction, one per ground truth), on tensors
-  already in memory, in batches: what no scorer that computes LPIPS can go under.
+  already in memory, in the same batches and through the same call (`LPIPSScorer.trunk`) as
+  ours: what no scorer that computes LPIPS can go under.
 
 The three must agree (PSNR/SSIM ≤ 1e-6, LPIPS ≤ 1e-5). The trunk has seeded random weights (no
 download here), which costs what the real one costs; the scores are NOT real LPIPS values.
@@ -110,15 +111,12 @@ def floor(root: Path, folders: list[Path], scorer) -> float:
         images = np.stack([read_rgb(p) for p in sorted(folder.glob("*.png"))])
         for start in range(0, len(images), scorer.batch_size):
             batches.append(torch.from_numpy(images[start : start + scorer.batch_size]))
-    model = scorer.model
     with torch.inference_mode(), scorer._precise():
-        warm = batches[0].to(scorer.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        model.net.forward(model.scaling_layer(warm))
+        scorer.trunk(batches[0])  # warm-up
         sync(scorer.device)
         with Stopwatch() as watch:
             for batch in batches:
-                x = batch.to(scorer.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-                model.net.forward(model.scaling_layer(x))
+                scorer.trunk(batch)
             sync(scorer.device)
     return watch.seconds
 
@@ -131,7 +129,7 @@ def sync(device) -> None:
 
 
 def ours(
-    root: Path, folders: list[Path], device: str, weights: Path
+    root: Path, folders: list[Path], device: str, weights: Path, batch: int
 ) -> dict[tuple[str, str], tuple]:
     import score
 
@@ -142,6 +140,7 @@ def ours(
         root / "masks",
         sets,
         metrics=["psnr", "ssim", "lpips"],
+        lpips_batch_size=batch,
         device=device,
         weights_dir=weights,
         allow_random_backbone=True,
@@ -162,6 +161,7 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=5)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ib-perf-p1")
+    parser.add_argument("--batch", type=int, default=32, help="LPIPS batch (ours and floor)")
     parser.add_argument("--quick", action="store_true", help="60 images: to try things out")
     args = parser.parse_args()
     images = 60 if args.quick else args.images
@@ -178,12 +178,14 @@ def main() -> int:
         f"P1 scoring: {images} images × {len(folders)} models = {pairs} pairs at {SIZE}² on "
         f"{args.device} (test set ready in {made.seconds:.1f} s; LPIPS trunk random)"
     )
-    scorer = metrics.LPIPSScorer("alex", args.device, 32, weights, allow_random_backbone=True)
+    scorer = metrics.LPIPSScorer(
+        "alex", args.device, args.batch, weights, allow_random_backbone=True
+    )
     floor(root, folders[:1], scorer)  # warm the caches and torch's kernels once for all three
     with Stopwatch() as seed_watch:
         seed_values = seed_method(root, folders, scorer, args.device)
     with Stopwatch() as our_watch:
-        our_values = ours(root, folders, args.device, weights)
+        our_values = ours(root, folders, args.device, weights, args.batch)
     floor_s = floor(root, folders, scorer)
     diffs = np.array([np.abs(np.subtract(our_values[k], seed_values[k])) for k in seed_values])
     worst = {m: float(diffs[:, i].max()) for i, m in enumerate(("psnr", "ssim", "lpips"))}
@@ -215,6 +217,7 @@ def main() -> int:
         "pairs": pairs,
         "size": SIZE,
         "device": args.device,
+        "lpips_batch": args.batch,
         "torch_threads": torch.get_num_threads(),
         "seconds": {"seed": seed_watch.seconds, "ours": our_watch.seconds, "floor": floor_s},
         **rates,

@@ -412,7 +412,8 @@ class LPIPSScorer:
             model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
         if self.weights == PRETRAINED:
             load_backbone(model.net, torch.load(path, map_location="cpu", weights_only=True))
-        self.model = model.eval().requires_grad_(False).to(self.device)
+        model = model.eval().requires_grad_(False).to(self.device)
+        self.model = model.to(memory_format=torch.channels_last)
         self._normalize = lpips.normalize_tensor
         # Each NetLinLayer is (Dropout,) Conv2d(C, 1, 1, bias=False): its weights as a C vector.
         self._weights = [lin.model[-1].weight.flatten() for lin in model.lins]
@@ -426,8 +427,16 @@ class LPIPSScorer:
             )
         for start in range(0, len(images), self.batch_size):
             chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch_size]))
-            x = chunk.to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            yield start, self.model.net.forward(self.model.scaling_layer(x))
+            yield start, self.trunk(chunk)
+
+    def trunk(self, chunk: Any) -> tuple[Any, ...]:
+        """The trunk's five activations of a uint8 N×H×W×3 tensor (the un-normalised features).
+
+        The batch stays channels-last (N×H×W×3 permuted), as the trunk's weights are: oneDNN's
+        convolutions skip two layout conversions per layer that way.
+        """
+        x = chunk.to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return tuple(self.model.net.forward(self.model.scaling_layer(x)))
 
     @contextmanager
     def _precise(self) -> Iterator[None]:
