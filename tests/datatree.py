@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 from harness.config import MaskCounts, Profile, Runtime
 from harness.data.layout import MASK_SPLITS, DataLayout, file_name
@@ -74,3 +76,49 @@ def build_tree(profile: Profile, manifest: bool = True) -> Path:
     if manifest:
         write_data_manifest(profile.data_root)
     return profile.data_root
+
+
+def write_tiny_benchmark(
+    root: Path,
+    models: dict[str, dict[str, Any]],
+    *,
+    train: tuple[int, int],
+    test: int,
+    budget: str = "1s",
+    runtime: dict[str, Any] | None = None,
+    image_size: int = SIZE,
+    build: bool = True,
+) -> Path:
+    """root/benchmark.yaml with one profile `tiny` (source `scenes`, test set `faces_test`) over a
+    tree built in root/data: `train` = (train, val) images and masks, `test` images and masks."""
+    profile = make_profile(
+        root / "data",
+        name="tiny",
+        image_size=image_size,
+        sources={"scenes": train},
+        masks=(*train, test),
+        test_sets={"faces_test": test},
+    )
+    if build:
+        build_tree(profile)
+    doc = {
+        "benchmark_version": 1,
+        "seed": 0,
+        "metrics": ["psnr"],
+        "models": models,
+        "runtime": runtime if runtime is not None else {"grace": "5s", "setup_cap": "2m"},
+        "profiles": {
+            "tiny": {
+                "data_root": str(root / "data"),
+                "image_size": image_size,
+                "train_budget": budget,
+                "models": list(models),
+                "sources": {"scenes": {"train": train[0], "val": train[1]}},
+                "masks": {"train": train[0], "val": train[1], "test": test},
+                "test_sets": {"faces_test": test},
+            }
+        },
+    }
+    path = root / "benchmark.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
-from datatree import build_tree, make_profile
+from datatree import write_tiny_benchmark
 from runs import FAULTY
 
 BIN = Path(sys.executable).parent / "inpaint-bench"
@@ -43,37 +42,8 @@ Steps = dict[str, tuple[str, int, float, float | None]]  # "kind label" → (sta
 
 
 def write_config(root: Path) -> Path:
-    profile = make_profile(
-        root / "data",
-        name="tiny",
-        image_size=32,
-        sources={"scenes": (4, 1)},
-        masks=(4, 1, 3),
-        test_sets={"faces_test": 3},
-    )
-    build_tree(profile)
     models = {m: {"image": str(FAULTY), "batch_size": 1} for m in MODELS}
-    config = {
-        "benchmark_version": 1,
-        "seed": 0,
-        "metrics": ["psnr"],
-        "models": models,
-        "runtime": {"grace": "5s", "setup_cap": "2m"},
-        "profiles": {
-            "tiny": {
-                "data_root": str(root / "data"),
-                "image_size": 32,
-                "train_budget": "1s",
-                "models": list(models),
-                "sources": {"scenes": {"train": 4, "val": 1}},
-                "masks": {"train": 4, "val": 1, "test": 3},
-                "test_sets": {"faces_test": 3},
-            }
-        },
-    }
-    path = root / "benchmark.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_tiny_benchmark(root, models, train=(4, 1), test=3)
 
 
 def command(config: Path, run_dir: Path) -> list[str]:

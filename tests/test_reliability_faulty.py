@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from datatree import build_tree, make_profile
+from datatree import write_tiny_benchmark
 from runs import FAULTY
 
 from harness.config import Runtime, load_benchmark
@@ -178,16 +177,6 @@ class Run:
 
 def write_config(root: Path, cases: list[Case], runtime: dict[str, Any]) -> Path:
     """A benchmark.yaml with one faulty model per case and a good one last, over a tiny tree."""
-    profile = make_profile(
-        root / "data",
-        name="tiny",
-        image_size=SIZE,
-        sources={"scenes": (4, 2)},
-        masks=(4, 2, 3),
-        test_sets={"faces_test": 3},
-    )
-    if cases:
-        build_tree(profile)
     models = {
         f"f-{c.fault}": {
             "image": str(FAULTY),
@@ -197,27 +186,9 @@ def write_config(root: Path, cases: list[Case], runtime: dict[str, Any]) -> Path
         for c in cases
     }
     models[GOOD] = {"image": str(FAULTY), "batch_size": 1, "hyperparameters": {"fault": "none"}}
-    doc = {
-        "benchmark_version": 1,
-        "seed": 0,
-        "metrics": ["psnr"],
-        "models": models,
-        "runtime": runtime,
-        "profiles": {
-            "tiny": {
-                "data_root": str(root / "data"),
-                "image_size": SIZE,
-                "train_budget": "1s",
-                "models": list(models),
-                "sources": {"scenes": {"train": 4, "val": 2}},
-                "masks": {"train": 4, "val": 2, "test": 3},
-                "test_sets": {"faces_test": 3},
-            }
-        },
-    }
-    path = root / "benchmark.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    return write_tiny_benchmark(
+        root, models, train=(4, 2), test=3, runtime=runtime, image_size=SIZE, build=bool(cases)
+    )
 
 
 def run_cli(root: Path, config: Path, runner: str, env: dict[str, str] | None = None) -> Run:

@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-from datatree import build_tree, make_profile
+from datatree import write_tiny_benchmark
 from runs import FAULTY
 
 from harness.ledger import Ledger
@@ -20,40 +19,11 @@ BIN = Path(sys.executable).parent / "inpaint-bench"
 
 
 def write_config(tmp_path: Path) -> Path:
-    profile = make_profile(
-        tmp_path / "data",
-        name="tiny",
-        image_size=32,
-        sources={"scenes": (6, 2)},
-        masks=(6, 2, 4),
-        test_sets={"faces_test": 4},
-    )
-    build_tree(profile)
     models = {
         f"m{i}": {"image": str(FAULTY), "batch_size": 1, "hyperparameters": {"variant": i}}
         for i in range(3)
     }
-    config = {
-        "benchmark_version": 1,
-        "seed": 0,
-        "metrics": ["psnr"],
-        "models": models,
-        "runtime": {"grace": "5s", "setup_cap": "2m"},
-        "profiles": {
-            "tiny": {
-                "data_root": str(tmp_path / "data"),
-                "image_size": 32,
-                "train_budget": "2s",
-                "models": list(models),
-                "sources": {"scenes": {"train": 6, "val": 2}},
-                "masks": {"train": 6, "val": 2, "test": 4},
-                "test_sets": {"faces_test": 4},
-            }
-        },
-    }
-    path = tmp_path / "benchmark.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_tiny_benchmark(tmp_path, models, train=(6, 2), test=4, budget="2s")
 
 
 def statuses(run_dir: Path) -> dict[str, tuple[str, int, float]]:
