@@ -4,7 +4,9 @@
     python /inpaint/app/score.py /inpaint/job.json # in the metrics image (the ENTRYPOINT)
 
 The job (score_job.schema.json) names three folders whose PNGs pair by file name: ground truth,
-predictions and masks (255 = hole). Each file is decoded once, by a thread pool over all CPUs.
+predictions and masks (255 = hole); or, with `sets`, several models' prediction folders of the
+same ground truth, each with its own CSV, scored in one pass (the ground truth is decoded and
+its LPIPS features computed once). Each file is decoded once, by a thread pool over all CPUs.
 Every metric is computed on two variants of each prediction: `composite` (the prediction in the
 hole, the ground truth elsewhere) and `raw` (the file as the model wrote it). Where the two are
 equal (models that composite themselves) the raw scores are copied, not recomputed.
