@@ -7,6 +7,7 @@ command, measurements, targets met) for docs/performance.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +39,15 @@ def machine() -> dict[str, Any]:
         info["memory_gib"] = round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1)
     except (OSError, StopIteration, ValueError):
         pass
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        info["torch"] = metadata.version("torch")
+    # Only where the benchmark imported torch itself: importing it here would add ~500 MB to this
+    # process, which children started later (scaling.py) would report as their own peak.
+    torch = sys.modules.get("torch")
+    if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
     return info
 
 
