@@ -45,6 +45,7 @@ def machine() -> dict[str, Any]:
     # process, which children started later (scaling.py) would report as their own peak.
     torch = sys.modules.get("torch")
     if torch is not None:
+        info["torch"] = torch.__version__  # with its local label (+cu130, +cpu)
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
