@@ -1,6 +1,7 @@
 """`inpaint-bench run`: for each training source × model, train under the budget, then predict
-every test set; strictly one job at a time. Each step is recorded in the run's ledger under a
-content key, so a rerun skips what is done and a crash loses nothing that completed.
+every test set; after every model, score each test set's predictions in one metrics job;
+strictly one job at a time. Each step is recorded in the run's ledger under a content key, so a
+rerun skips what is done and a crash loses nothing that completed.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Pipeline:
         self.weights_dir = weights_dir
         self.layout = DataLayout(profile.data_root)
         self.run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:12]
+        self._pending: list[scoring.PendingScore] = []
 
     # --- the run, top to bottom ---------------------------------------------------------------
 
@@ -127,6 +129,8 @@ class Pipeline:
                             train,
                             inputs[test_set],
                         )
+            if self.score:  # after every model: one metrics job per test set scores them all
+                scoring.score_all(self, ledger, summary, self._pending)
         return summary
 
     def _folder(self, model: ModelEntry) -> ImageFolder | None:
@@ -336,7 +340,7 @@ class Pipeline:
             step = StepResult("predict", label, "", "failed", "not run: training failed")
             summary.steps.append(step)
             if self.score:
-                scoring.score(self, ledger, summary, model, source, test_set, step)
+                self._pending.append(scoring.PendingScore(model, source, test_set, step))
             return
         doc = predict_job("", self.profile, model, self.device, folder.manifest)
         parts = {"model": model.name, "train": train.key, "set": test_set, "job": spec_of(doc)}
@@ -387,4 +391,4 @@ class Pipeline:
                 f"delete {self.run_dir / 'ledger.sqlite'} or the run folder and rerun",
             )
         if self.score:
-            scoring.score(self, ledger, summary, model, source, test_set, step)
+            self._pending.append(scoring.PendingScore(model, source, test_set, step))

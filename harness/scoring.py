@@ -1,5 +1,6 @@
-"""The score step: the metrics image (or its folder, with the local runner) scores one model's
-predictions on one test set; the per-image rows go into the ledger.
+"""The score step: the metrics image (or its folder, with the local runner) scores the models'
+predictions of one test set, all in one job once they are all there; the per-image rows of
+each model go into the ledger under that model's own step.
 
 This is the only step that mounts a test set's ground truth, and it mounts it read-only into
 the metrics image, never into a model's.
@@ -12,15 +13,17 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.config import ModelEntry
 from harness.contract import CONTRACT_VERSION, DATA_MOUNT, OUTPUTS_MOUNT
 from harness.data.atomic import atomic_write_text
+from harness.errors import HarnessError
 from harness.images import REPO, SDK_DIR
-from harness.ledger import Ledger
-from harness.runners.base import Launch, Mounts
+from harness.ledger import Ledger, content_key
+from harness.runners.base import Launch, Mounts, Outcome
 
 if TYPE_CHECKING:
     from harness.pipeline import Pipeline, RunSummary, StepResult
@@ -60,27 +63,31 @@ def score_job(
     key: str,
     runner: str,
     host: dict[str, Path],
-    output: Path,
+    outputs: Path,
+    sets: int,
     metrics: list[str],
     device: str,
     weights_dir: Path | None,
 ) -> dict[str, Any]:
-    """The score job; folder paths as the scorer will see them (container or host)."""
+    """The score job for `sets` prediction folders (host["predictions_<i>"]), their CSVs
+    outputs/scores_<i>.csv; folder paths as the scorer will see them (container or host)."""
     if runner == "docker":
         where = {name: f"{DATA_MOUNT}/{name}" for name in host}
-        out = f"{OUTPUTS_MOUNT}/scores.csv"
+        out = OUTPUTS_MOUNT
         weights = None  # baked into the metrics image
     else:
         where = {name: str(path.resolve()) for name, path in host.items()}
-        out = str(output.resolve())
+        out = str(outputs.resolve())
         weights = str(weights_dir) if weights_dir else os.environ.get("TORCH_HOME")
     return {
         "contract_version": CONTRACT_VERSION,
         "job_id": key[:16],
         "ground_truth": where["ground_truth"],
-        "predictions": where["predictions"],
         "masks": where["masks"],
-        "output": out,
+        "sets": [
+            {"predictions": where[f"predictions_{i}"], "output": f"{out}/scores_{i}.csv"}
+            for i in range(sets)
+        ],
         "metrics": metrics,
         "variants": ["composite", "raw"],
         "lpips": {"net": "alex", "batch_size": 32},
@@ -90,84 +97,164 @@ def score_job(
     }
 
 
-def score(
+@dataclass(frozen=True)
+class PendingScore:
+    """A model's predictions of one test set, waiting to be scored with the other models'."""
+
+    model: ModelEntry
+    source: str
+    test_set: str
+    predict: StepResult
+
+
+@dataclass(frozen=True)
+class _Todo:
+    item: PendingScore
+    label: str
+    key: str
+    parts: dict[str, Any]
+
+
+def score_all(
+    pipeline: Pipeline, ledger: Ledger, summary: RunSummary, pending: list[PendingScore]
+) -> None:
+    """Score every model's predictions of each (source, test set) in one metrics job: the ground
+    truth is decoded and its LPIPS features computed once for all of them. Each model keeps its
+    own ledger step (content key, status, rows), so a rerun scores only what is not done."""
+    from harness.pipeline import StepResult
+
+    groups: dict[tuple[str, str], list[PendingScore]] = {}
+    for item in pending:
+        groups.setdefault((item.source, item.test_set), []).append(item)
+    metrics = metrics_for(pipeline.profile.metrics)
+    for (source, test_set), items in groups.items():
+        todo = []
+        for item in items:
+            label = f"{item.model.name} ({source}) on {test_set}"
+            if item.predict.status == "failed":
+                failed = StepResult("score", label, "", "failed", "not run: prediction failed")
+                summary.steps.append(failed)
+                continue
+            parts = {
+                "model": item.model.name,
+                "predict": item.predict.key,
+                "metrics": metrics,
+                "scorer": metrics_digest(),
+                "weights_dir": str(pipeline.weights_dir),
+            }
+            key = content_key("score", parts)
+            done = ledger.get(key)
+            if done is not None and done.status == "done":
+                summary.steps.append(
+                    StepResult("score", label, key, "cached", done.reason or "", done.result or {})
+                )
+                continue
+            todo.append(_Todo(item, label, key, parts))
+        if todo:
+            _score_together(pipeline, ledger, summary, source, test_set, metrics, todo)
+
+
+def _score_together(
     pipeline: Pipeline,
     ledger: Ledger,
     summary: RunSummary,
-    model: ModelEntry,
     source: str,
     test_set: str,
-    predict: StepResult,
-) -> StepResult | None:
-    label = f"{model.name} ({source}) on {test_set}"
-    if predict.status == "failed":
-        from harness.pipeline import StepResult
+    metrics: list[str],
+    todo: list[_Todo],
+) -> None:
+    from harness.pipeline import StepResult
 
-        result = StepResult("score", label, "", "failed", "not run: prediction failed")
-        summary.steps.append(result)
-        return result
-    metrics = metrics_for(pipeline.profile.metrics)
-    parts = {
-        "model": model.name,
-        "predict": predict.key,
-        "metrics": metrics,
-        "scorer": metrics_digest(),
-        "weights_dir": str(pipeline.weights_dir),
-    }
-    final = pipeline.run_dir / "scores" / source / model.name / f"{test_set}.csv"
-
-    def body(key: str, attempt: int) -> dict[str, Any]:
-        work = pipeline.run_dir / "work" / key[:16]
+    attempts = [ledger.begin(t.key, "score", t.label, t.parts) for t in todo]
+    pipeline.reporter.note(f"score: {', '.join(t.label for t in todo)}")
+    key, attempt = todo[0].key, attempts[0]  # the job's events go to the first model's step
+    work = pipeline.run_dir / "work" / key[:16]
+    results: list[dict[str, Any]]
+    try:
         shutil.rmtree(work, ignore_errors=True)
         outputs = work / "outputs"
         outputs.mkdir(parents=True)
         host = {
             "ground_truth": pipeline.layout.test_dir(test_set),
-            "predictions": Path(predict.result["path"]),
             "masks": pipeline.layout.mask_dir("test"),
         }
+        for i, t in enumerate(todo):
+            host[f"predictions_{i}"] = Path(t.item.predict.result["path"])
         doc = score_job(
             key,
             pipeline.runner.name,
             host,
-            outputs / "scores.csv",
+            outputs,
+            len(todo),
             metrics,
             pipeline.device,
             pipeline.weights_dir,
         )
         job = work / "job" / "job.json"
         atomic_write_text(job, json.dumps(doc, indent=1) + "\n")
+        images = len(list(host["ground_truth"].glob("*.png")))
         launch = Launch(
             "metrics",
             str(METRICS_FOLDER),
             "score",
             Mounts(host, job, work / "checkpoints", outputs),
-            pipeline._limits(max(600.0, 2.0 * len(list(host["predictions"].iterdir())))),
-            pipeline.run_dir / "logs" / f"score-{model.name}-{source}.log",
+            pipeline._limits(max(600.0, 2.0 * images * len(todo))),
+            pipeline.run_dir / "logs" / f"score-{source}-{test_set}.log",
             pipeline.gpu,
         )
-        outcome = pipeline._launch(ledger, key, attempt, launch, f"score {label}")
-        produced = outputs / "scores.csv"
-        if not outcome.ok or not produced.is_file():
-            return {
-                "failed": True,
-                "reason": outcome.reason if not outcome.ok else f"{produced}: not written",
-            }
-        with open(produced, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        meta_path = produced.with_suffix(".meta.json")
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        ledger.put_scores(
-            key,
-            {"source": source, "model": model.name, "test_set": test_set},
-            rows,
-            [m for m in metrics if rows and m in rows[0]],
-        )
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(produced, final)
-        if meta_path.is_file():
-            os.replace(meta_path, final.with_suffix(".meta.json"))
+        label = f"score {test_set} ({source}): {len(todo)} model(s)"
+        outcome = pipeline._launch(ledger, key, attempt, launch, label)
+        results = [
+            _take_scores(pipeline, ledger, t, source, test_set, metrics, outcome, outputs, i)
+            for i, t in enumerate(todo)
+        ]
         shutil.rmtree(work, ignore_errors=True)
-        return {"reason": "done", "rows": len(rows), "path": str(final), "metadata": meta}
+    except HarnessError as error:
+        results = [{"failed": True, "reason": str(error)} for _ in todo]
+    except Exception as error:  # contained: the run goes on
+        reason = f"harness error: {type(error).__name__}: {error}"
+        results = [{"failed": True, "reason": reason} for _ in todo]
+    for t, result in zip(todo, results, strict=True):
+        status: Literal["done", "failed"] = "failed" if result.get("failed") else "done"
+        ledger.finish(t.key, status, result=result, reason=result.get("reason"))
+        step = StepResult("score", t.label, t.key, status, result.get("reason", ""), result)
+        summary.steps.append(step)
+        if status == "failed":
+            pipeline.reporter.note(f"  failed: {t.label}: {step.reason}")
 
-    return pipeline._step(ledger, summary, "score", label, parts, body)
+
+def _take_scores(
+    pipeline: Pipeline,
+    ledger: Ledger,
+    todo: _Todo,
+    source: str,
+    test_set: str,
+    metrics: list[str],
+    outcome: Outcome,
+    outputs: Path,
+    index: int,
+) -> dict[str, Any]:
+    """One model's CSV from the job: its rows into the ledger, the files to scores/."""
+    produced = outputs / f"scores_{index}.csv"
+    if not outcome.ok or not produced.is_file():
+        return {
+            "failed": True,
+            "reason": outcome.reason if not outcome.ok else f"{produced}: not written",
+        }
+    with open(produced, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    meta_path = produced.with_suffix(".meta.json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    model = todo.item.model.name
+    ledger.put_scores(
+        todo.key,
+        {"source": source, "model": model, "test_set": test_set},
+        rows,
+        [m for m in metrics if rows and m in rows[0]],
+    )
+    final = pipeline.run_dir / "scores" / source / model / f"{test_set}.csv"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(produced, final)
+    if meta_path.is_file():
+        os.replace(meta_path, final.with_suffix(".meta.json"))
+    return {"reason": "done", "rows": len(rows), "path": str(final), "metadata": meta}
