@@ -530,6 +530,15 @@ def ledger_garbage_report(ws: Workspace) -> Case:
     return Case(["report", str(ws.run_dir), "-q"], [str(path), "ledger", HINT])
 
 
+def run_json_damaged_report(ws: Workspace) -> Case:
+    ws.run_dir.mkdir()
+    with Ledger.in_run_dir(ws.run_dir):
+        pass  # a valid, empty ledger: the report gets as far as run.json
+    path = ws.run_dir / "run.json"
+    path.write_text('{"profile": "tiny", ')
+    return Case(["report", str(ws.run_dir), "-q"], [str(path), "run.json", HINT])
+
+
 # --- the image side: the scorer's and an adapter's job loaders -----------------------------
 
 
@@ -598,6 +607,7 @@ CASES: list[Callable[[Workspace], Case]] = [
     ledger_truncated_run,
     ledger_truncated_report,
     ledger_garbage_report,
+    run_json_damaged_report,
     score_job_nested_too_deep,
     adapter_job_path_traversal,
 ]

@@ -144,6 +144,24 @@ def _read_only_ledger(path: Path) -> Ledger:
     return ledger
 
 
+def _run_info(path: Path) -> dict[str, Any]:
+    """run.json as `inpaint-bench run` wrote it ({} where there is none)."""
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        info = error
+    if not isinstance(info, dict):
+        reason = f"not JSON ({info})" if isinstance(info, Exception) else "not a JSON object"
+        raise DataError(
+            f"{path}: damaged run.json: {reason}",
+            f"restore it, or rerun `inpaint-bench run --run-dir {path.parent}`, which writes it "
+            "again and skips the steps already done",
+        )
+    return info
+
+
 def load_run(run_dir: Path, images_root: Path | None = None) -> RunData:
     """Read run.json, the ledger's steps, scores and training progress of `run_dir`.
 
@@ -156,8 +174,7 @@ def load_run(run_dir: Path, images_root: Path | None = None) -> RunData:
             f"{path}: no ledger, so there is nothing to report",
             f"run `inpaint-bench run --run-dir {run_dir}` first",
         )
-    info_path = run_dir / "run.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = _run_info(run_dir / "run.json")
     ledger = _read_only_ledger(path)
     try:
         steps = ledger.steps()
