@@ -214,6 +214,13 @@ def _score_together(
     except Exception as error:  # contained: the run goes on
         reason = f"harness error: {type(error).__name__}: {error}"
         results = [{"failed": True, "reason": reason} for _ in todo]
+    if len(todo) > 1 and all(r.get("failed") for r in results):
+        # One model's files can fail the whole job (BadData names the file): score each model
+        # alone, so that only the one at fault fails.
+        pipeline.reporter.note(f"  the joint score job failed ({results[0]['reason']}); one by one")
+        for t in todo:
+            _score_together(pipeline, ledger, summary, source, test_set, metrics, [t])
+        return
     for t, result in zip(todo, results, strict=True):
         status: Literal["done", "failed"] = "failed" if result.get("failed") else "done"
         ledger.finish(t.key, status, result=result, reason=result.get("reason"))

@@ -205,3 +205,19 @@ def test_scores_reach_the_ledger_and_match_an_independent_psnr(tmp_path: Path) -
     known = [r["value"] for r in rows if r["metric"] == "known_pixel_dev"]
     assert known and all(v == 0.0 for v in known)
     assert (tmp_path / "run" / "scores" / "scenes" / "classical" / "faces_test.csv").is_file()
+
+
+def test_one_models_unscorable_predictions_fail_only_its_own_score_step(tmp_path: Path) -> None:
+    profile = tiny_run_profile(tmp_path, [faulty("a"), faulty("b")])
+    reporter = SilentReporter(quiet=True)
+    runner = LocalRunner(reporter=reporter)
+    Pipeline(profile, tmp_path / "run", runner, reporter, score=False).run()
+    # The joint score job of a and b fails on a's missing file: each is then scored alone.
+    lost = tmp_path / "run" / "predictions" / "scenes" / "a" / "faces_test" / "000001.png"
+    lost.unlink()
+    summary = run(profile, tmp_path / "run")
+    steps = by_label(summary)
+    a, b = steps["score a (scenes) on faces_test"], steps["score b (scenes) on faces_test"]
+    assert a.status == "failed" and f"{lost}: no prediction" in a.reason
+    assert b.status == "done", b.reason
+    assert (tmp_path / "run" / "scores" / "scenes" / "b" / "faces_test.csv").is_file()
