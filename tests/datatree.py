@@ -122,3 +122,9 @@ def write_tiny_benchmark(
     path = root / "benchmark.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def tiny_run_args(config: Path, run_dir: Path, runner: str = "local") -> list[str]:
+    """`inpaint-bench` arguments that run write_tiny_benchmark's profile into run_dir."""
+    run_in = ["--run-dir", str(run_dir)]
+    return ["run", "--config", str(config), "--profile", "tiny", "--runner", runner, *run_in]

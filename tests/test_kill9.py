@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from datatree import write_tiny_benchmark
+from datatree import tiny_run_args, write_tiny_benchmark
 from runs import FAULTY
 
 BIN = Path(sys.executable).parent / "inpaint-bench"
@@ -47,19 +47,7 @@ def write_config(root: Path) -> Path:
 
 
 def command(config: Path, run_dir: Path) -> list[str]:
-    return [
-        str(BIN),
-        "run",
-        "--config",
-        str(config),
-        "--profile",
-        "tiny",
-        "--runner",
-        "local",
-        "--run-dir",
-        str(run_dir),
-        "-q",
-    ]
+    return [str(BIN), *tiny_run_args(config, run_dir), "-q"]
 
 
 def read_ledger(run_dir: Path) -> tuple[bool, Steps, list[tuple]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datatree import write_tiny_benchmark
+from datatree import tiny_run_args, write_tiny_benchmark
 from runs import FAULTY
 
 from harness.config import Runtime, load_benchmark
@@ -196,15 +196,7 @@ def run_cli(root: Path, config: Path, runner: str, env: dict[str, str] | None = 
         sys.executable,
         "-c",
         "from harness.cli import cli; cli()",
-        "run",
-        "--config",
-        str(config),
-        "--profile",
-        "tiny",
-        "--runner",
-        runner,
-        "--run-dir",
-        str(root / "run"),
+        *tiny_run_args(config, root / "run", runner),
         "--max-steps",
         "25",  # crash_mid crashes at step 20; the others stop early, to keep the run short
         "--no-score",

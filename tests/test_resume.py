@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from datatree import write_tiny_benchmark
+from datatree import tiny_run_args, write_tiny_benchmark
 from runs import FAULTY
 
 from harness.ledger import Ledger
@@ -57,19 +57,7 @@ def adapter_processes(run_dir: Path) -> list[int]:
 def test_kill_9_mid_training_then_rerun_completes_without_redoing(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     run_dir = tmp_path / "run"
-    command = [
-        str(BIN),
-        "run",
-        "--config",
-        str(config),
-        "--profile",
-        "tiny",
-        "--runner",
-        "local",
-        "--run-dir",
-        str(run_dir),
-        "-q",
-    ]
+    command = [str(BIN), *tiny_run_args(config, run_dir), "-q"]
     harness = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     before: dict[str, tuple[str, int, float]] = {}

@@ -167,13 +167,18 @@ def validate_against(kind: str, doc: Any) -> None:
         raise JobInvalid(f"{kind}: {where}: {first.message}")
 
 
-def load_job(path: Path, command: str) -> Job:
+def read_job_json(path: Path) -> Any:
+    """A job file's JSON; JobInvalid naming the file if it cannot be read or parsed."""
     try:
-        doc = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise JobInvalid(f"{path}: cannot read job: {error}") from None
     except RecursionError:
         raise JobInvalid(f"{path}: cannot read job: JSON nested too deeply") from None
+
+
+def load_job(path: Path, command: str) -> Job:
+    doc = read_job_json(path)
     if not isinstance(doc, dict):
         raise JobInvalid(f"{path}: the job must be a JSON object")
     try:

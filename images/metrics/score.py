@@ -52,6 +52,7 @@ from inpaint_sdk import (
     claim_stdout,
     list_pngs,
     read_hole,
+    read_job_json,
     read_rgb,
 )
 from metrics import (
@@ -114,12 +115,7 @@ def _with_defaults(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any
 
 def load_job(path: Path) -> dict[str, Any]:
     """Read, validate (score_job.schema.json) and complete a job; paths become absolute."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise JobInvalid(f"{path}: cannot read job: {error}") from None
-    except RecursionError:
-        raise JobInvalid(f"{path}: cannot read job: JSON nested too deeply") from None
+    doc = read_job_json(path)
     schema = json.loads(SCHEMA.read_text())
     from jsonschema import Draft202012Validator
 
