@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.build_errors import explain
 from harness.contract import MANIFEST_LABEL, contracts_dir
 from harness.errors import DockerUnavailable, HarnessError
 from harness.images import SDK_DIR, ImageFolder
@@ -28,6 +29,8 @@ CACHE_ENV = "INPAINT_BENCH_CACHE"
 BASE_IMAGE_ENV = "INPAINT_BENCH_BASE_IMAGE"
 BUILD_ARGS_ENV = "INPAINT_BENCH_BUILD_ARGS"
 DOCKER_CLI_ENV = "INPAINT_BENCH_DOCKER_CLI"
+BASE_LABEL = "dev.inpaint-bench.base-image"
+BASE_ID_LABEL = "dev.inpaint-bench.base-image-id"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache")
 
 
@@ -85,8 +88,9 @@ def upstream_checkout(
         cause = re.sub(r"^.*?fatal: (unable to access '[^']*': )?", "", error.message, flags=re.S)
         raise HarnessError(
             f"{name or folder.name}: cannot fetch its upstream source ({cause})",
-            f"on an offline host pass --upstream-src {name or folder.name}=PATH (a checkout of "
-            f"{upstream['url']} at {commit})",
+            f"on an offline host pass --upstream-src {name or folder.name}=PATH or set "
+            f"INPAINT_UPSTREAM_{(name or folder.name).upper().replace('-', '_')}=PATH (also "
+            f"read by `make bench`), PATH a checkout of {upstream['url']} at {commit}",
         ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -181,6 +185,7 @@ def build_image(
     $INPAINT_BENCH_BUILD_ARGS (`K=V,K=V`), so an offline host sets them once.
     """
     reporter = reporter or SilentReporter(quiet=True)
+    client = client if client is not None else _client()
     target = BuildTarget.at(path)
     if not (target.path / "Dockerfile").is_file():
         raise HarnessError(f"{target.path}: no Dockerfile", "see docs/adding-a-model.md")
@@ -192,12 +197,18 @@ def build_image(
     with tempfile.TemporaryDirectory(prefix=f"inpaint-bench-build-{target.name}-") as tmp:
         context = Path(tmp) / "context"
         digest = assemble_context(target.path, upstream, context)
-        tag = image_tag(target.name, digest, base_image, build_args)
+        base_ref = base_image or dockerfile_base(target.path / "Dockerfile")
+        base_id = _image_id(client, base_ref) if client is not None and base_ref else None
+        # The base's ID, not just its name: a rebuilt base under the same tag rebuilds the image.
+        tag = image_tag(target.name, digest, base_id or base_image, build_args)
         if client is not None and _exists(client, tag):
             return tag
         command = build_command(
             context, tag, target.manifest, base_image, pip_ca_bundle(), build_args
         )
+        if base_ref:  # provenance: what this image was built FROM
+            labels = {BASE_LABEL: base_ref, BASE_ID_LABEL: base_id or "unknown"}
+            command[2:2] = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
         reporter.note(f"building {tag}")
         logs = cache_root() / "build-logs" / f"{target.name}.log"
         _mkdir(logs.parent)
@@ -214,15 +225,48 @@ def build_image(
                     f"{command[0]}: docker CLI not found", "install Docker, or use --runner local"
                 ) from None
         if result.returncode != 0:
-            tail = logs.read_text()[-1500:]
-            last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")[:300]
-            raise HarnessError(f"{target.path}: docker build failed: {last} (log: {logs})\n{tail}")
+            failure = explain(logs.read_text(errors="replace"), target.path / "Dockerfile")
+            raise HarnessError(
+                f"{target.name}: the image does not build: {failure.step} failed"
+                + (f" ({failure.cause})" if failure.cause else "")
+                + f"; log: {logs}",
+                failure.hint,
+            )
     return tag
+
+
+def dockerfile_base(dockerfile: Path) -> str | None:
+    """The default of `ARG BASE_IMAGE=` in a Dockerfile (what it builds FROM unless overridden)."""
+    try:
+        text = dockerfile.read_text()
+    except OSError:
+        return None
+    match = re.search(r"^ARG BASE_IMAGE=(\S+)", text, re.M)
+    return match.group(1) if match else None
 
 
 def env_build_args() -> dict[str, str]:
     pairs = [p for p in os.environ.get(BUILD_ARGS_ENV, "").split(",") if p.strip()]
     return dict(p.split("=", 1) for p in pairs if "=" in p)
+
+
+def _client() -> Any:
+    """A Docker SDK client when one can be had: to reuse built images and resolve base IDs."""
+    try:
+        import docker
+
+        return docker.from_env(timeout=60)
+    except Exception:  # no SDK or no engine: `docker build` itself will say what is wrong
+        return None
+
+
+def _image_id(client: Any, ref: str) -> str | None:
+    from docker.errors import DockerException
+
+    try:
+        return str(client.images.get(ref).id)
+    except DockerException:
+        return None
 
 
 def _exists(client: Any, tag: str) -> bool:

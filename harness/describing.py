@@ -51,6 +51,11 @@ def describe(
             }
 
         report = validate_describe(json.loads(found.read_text()), str(found))
-        return {"reason": "done", "describe": report, "image_digest": folder.digest}
+        return {
+            "reason": "done",
+            "describe": report,
+            "folder_hash": folder.digest,
+            **pipeline.provenance(folder.path),
+        }
 
     pipeline._step(ledger, summary, "describe", model.name, parts, body)

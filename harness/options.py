@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,18 +86,34 @@ def gpu_option(f: F) -> F:
     )(f)
 
 
+UPSTREAM_ENV_PREFIX = "INPAINT_UPSTREAM_"
+
+
+def upstream_from_env() -> dict[str, Path]:
+    """$INPAINT_UPSTREAM_<MODEL>=PATH, e.g. INPAINT_UPSTREAM_MADF: a local checkout of that
+    model's upstream code, so `make bench` on an offline host needs no --upstream-src."""
+    found = {}
+    for key, value in sorted(os.environ.items()):
+        if key.startswith(UPSTREAM_ENV_PREFIX) and value:
+            name = key.removeprefix(UPSTREAM_ENV_PREFIX).lower()
+            if not Path(value).is_dir():
+                raise click.BadParameter(f"{key}={value}: no such folder")
+            found[name] = Path(value)
+    return found
+
+
 def _parse_upstream(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[tuple[str, Path], ...]:
-    pairs = []
+    pairs = upstream_from_env()  # --upstream-src wins over the environment
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
             raise click.BadParameter(f"expected NAME=PATH, got {value!r}", ctx, param)
         if not Path(path).is_dir():
             raise click.BadParameter(f"{path}: no such folder", ctx, param)
-        pairs.append((name, Path(path)))
-    return tuple(pairs)
+        pairs[name] = Path(path)
+    return tuple(pairs.items())
 
 
 def upstream_option(f: F) -> F:
@@ -105,5 +122,6 @@ def upstream_option(f: F) -> F:
         multiple=True,
         callback=_parse_upstream,
         metavar="NAME=PATH",
-        help="Use a local checkout of a model's upstream code (offline hosts, tests).",
+        help="Use a local checkout of a model's upstream code (offline hosts, tests); "
+        "also read from $INPAINT_UPSTREAM_<MODEL>.",
     )(f)

@@ -146,9 +146,11 @@ class Pipeline:
         check = getattr(self.runner, "unavailable", None)
         return check(model.name, folder) if check is not None else None
 
-    def _image_id(self, folder: ImageFolder) -> str | None:
-        lookup = getattr(self.runner, "image_id", None)
-        return lookup(str(folder.path)) if lookup is not None else None
+    def provenance(self, folder: Path) -> dict[str, str]:
+        """What ran for an image folder: its Docker image ID and the base image (name and ID)
+        it was built FROM, where the runner built one ({} for the local runner)."""
+        lookup = getattr(self.runner, "provenance", None)
+        return lookup(str(folder)) if lookup is not None else {}
 
     def _record_skip(self, model: str, reason: str) -> None:
         """Keep why a model was skipped in run.json, where the report finds it."""
@@ -169,8 +171,22 @@ class Pipeline:
             "data_identity": data_id,
             "image_size": self.profile.image_size,
             "models": [m.name for m in self.profile.models],
+            "images": self._images_info(),
         }
         atomic_write_text(self.run_dir / "run.json", json.dumps(info, indent=1) + "\n")
+
+    def _images_info(self) -> dict[str, dict[str, str]]:
+        """Per model (and the metrics image): the image folder's hash and, under docker, the
+        image ID and base image that ran."""
+        images = {}
+        for model in self.profile.models:
+            folder = self._folder(model)
+            if folder is not None:
+                images[model.name] = {"folder_hash": folder.digest, **self.provenance(folder.path)}
+        if self.score:
+            metrics = {"folder_hash": "sha256:" + scoring.metrics_digest()}
+            images["metrics"] = {**metrics, **self.provenance(scoring.METRICS_FOLDER)}
+        return images
 
     # --- one ledger step ------------------------------------------------------------------------
 
@@ -314,8 +330,8 @@ class Pipeline:
                 "signals": outcome.signals_sent,
                 "violations": len(outcome.violations),
                 "checkpoints": str(checkpoints),
-                "image_digest": folder.digest,
-                "docker_image": self._image_id(folder),
+                "folder_hash": folder.digest,
+                **self.provenance(folder.path),
                 "budget_s": model.train_budget_s,
             }
             if not outcome.ok:
@@ -382,6 +398,7 @@ class Pipeline:
                 "known_pixel_max_abs": check.known_pixel_max_abs,
                 "composites": check.known_pixel_max_abs == 0,
                 "wall_s": round(outcome.wall_s, 3),
+                **self.provenance(folder.path),
             }
 
         step = self._step(ledger, summary, "predict", label, parts, body)

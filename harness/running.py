@@ -29,7 +29,9 @@ def choose_runner(
     images: list[Path] | None = None,
 ) -> Runner:
     """docker when asked for, or under `auto` when an engine answers and `images` (the image
-    folders the run needs, metrics included) build; otherwise local. Says which and why."""
+    folders the run needs, metrics included) build; otherwise local. Says which and why. A
+    model image that does not build is skipped by the run with its reason; the run falls back
+    (auto) or stops (docker) only when the metrics image or no model image builds."""
     if requested == "local":
         reporter.note("runner: local (asked for with --runner local)")
         return LocalRunner(upstream, reporter)
@@ -49,7 +51,9 @@ def choose_runner(
         runner = DockerRunner(runtime, relax, upstream, reporter, base_image=base_image)
         problem = runner.build_all(images or [])
         if problem is None:
-            reporter.note("runner: docker (an engine answers and the images build)")
+            skipped = len(runner.build_problems)
+            but = f"; {skipped} model image(s) do not and are skipped" if skipped else ""
+            reporter.note(f"runner: docker (an engine answers and the images build{but})")
             return runner
     if requested == "docker":
         raise HarnessError(f"--runner docker: {problem}", "fix that, or use --runner local")

@@ -264,4 +264,11 @@ def _take_scores(
     os.replace(produced, final)
     if meta_path.is_file():
         os.replace(meta_path, final.with_suffix(".meta.json"))
-    return {"reason": "done", "rows": len(rows), "path": str(final), "metadata": meta}
+    return {
+        "reason": "done",
+        "rows": len(rows),
+        "path": str(final),
+        "metadata": meta,
+        "folder_hash": "sha256:" + metrics_digest(),
+        **pipeline.provenance(METRICS_FOLDER),
+    }

@@ -29,6 +29,14 @@ MODELS = ("alpha", "beta", "gamma")
 FAILED = "broken"
 SKIPPED = "absent"
 METRICS = ("psnr", "ssim", "lpips", "l1_hole", "psnr_hole", "known_pixel_dev")
+# What run.json records of the images that ran under docker (the provenance the report shows).
+ALPHA_IMAGE = {
+    "folder_hash": "sha256:" + "f" * 64,
+    "docker_image": "sha256:" + "1" * 64,
+    "base_image": "inpaint-bench/base:cuda",
+    "base_image_id": "sha256:" + "2" * 64,
+}
+METRICS_IMAGE = {**ALPHA_IMAGE, "docker_image": "sha256:" + "3" * 64}
 SEED = 7
 SIZE = 20
 # One hole fraction per test image, spread over the six area bins (hole = first k pixels).
@@ -147,6 +155,7 @@ def build_run(root: Path) -> FixtureRun:
         "data_identity": "d" * 64,
         "image_size": SIZE,
         "models": [*MODELS, FAILED, SKIPPED],
+        "images": {"alpha": ALPHA_IMAGE, "metrics": METRICS_IMAGE},
     }
     (run_dir / "run.json").write_text(json.dumps(info, indent=1))
     for model, upstream in (

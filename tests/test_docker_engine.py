@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from dockerhost import engine_and_base
 from runs import REPO, faulty, reference, tiny_run_profile
 
 from harness.config import Runtime
@@ -25,24 +26,14 @@ from harness.runners.sandbox import container_user
 pytestmark = pytest.mark.docker
 docker = pytest.importorskip("docker")
 
-from harness.runners.docker import DockerRunner, engine_problem  # noqa: E402
+from harness.runners.docker import DockerRunner  # noqa: E402
 
 PROBE = REPO / "tests" / "fixtures" / "images" / "probe"
 
 
 @pytest.fixture(scope="module")
 def runner() -> DockerRunner:
-    problem = engine_problem()
-    if problem:
-        pytest.skip(problem)
-    base = os.environ.get("INPAINT_BENCH_BASE_IMAGE")
-    if not base:
-        pytest.skip("set INPAINT_BENCH_BASE_IMAGE to an offline base image (.ci/docker-setup.sh)")
-    client = docker.from_env(timeout=300)
-    try:
-        client.images.get(base)
-    except docker.errors.ImageNotFound:
-        pytest.skip(f"{base}: base image not in the engine; run .ci/docker-setup.sh")
+    client, base = engine_and_base()
     return DockerRunner(reporter=SilentReporter(quiet=True), client=client, base_image=base)
 
 
@@ -67,7 +58,7 @@ def test_end_to_end_run_train_predict_score(runner: DockerRunner, tmp_path: Path
         train = next(s for s in ledger.steps("train"))
         rows = ledger.score_rows()
     assert train.result and train.result["steps"] > 0
-    assert train.result["image_digest"].startswith("sha256:")
+    assert train.result["folder_hash"].startswith("sha256:")
     assert train.result["docker_image"].startswith("sha256:")
     assert {r["metric"] for r in rows} >= {"psnr", "known_pixel_dev"}
     predictions = tmp_path / "run" / "predictions" / "scenes" / "gatedconv" / "faces_test"
@@ -194,3 +185,64 @@ def test_inside_the_sandbox_nothing_escapes(runner: DockerRunner, tmp_path: Path
     assert probe["no_new_privs"] == "1"
     assert sorted(probe["data_files"]) == ["inputs", "inputs/000000.png", "masks"]
     assert not (inputs / "planted.txt").exists()
+
+
+def test_a_cuda_job_asks_the_engine_for_its_gpu(runner: DockerRunner, tmp_path: Path) -> None:
+    """The container the runner creates for a job on GPU 1 carries a device request for it (this
+    engine has no NVIDIA runtime, so it is created and inspected, never started)."""
+    job = tmp_path / "job" / "job.json"
+    job.parent.mkdir()
+    job.write_text("{}")
+    mounts = Mounts({}, job, tmp_path / "ck", tmp_path / "out")
+    for folder in (tmp_path / "ck", tmp_path / "out"):
+        folder.mkdir()
+    launch = Launch(
+        "classical",
+        str(REPO / "images" / "classical"),
+        "predict",
+        mounts,
+        Limits(60, 60, 5),
+        tmp_path / "log",
+        gpu=1,
+        key="gpu-request-" + uuid.uuid4().hex,
+        run_id="gpu-test",
+    )
+    image = runner.image_for(launch)
+    kwargs = runner.container_kwargs(runner.spec(launch, image))
+    kwargs.pop("detach")
+    container = runner.client.containers.create(**kwargs)
+    try:
+        container.reload()
+        requests = container.attrs["HostConfig"]["DeviceRequests"]
+    finally:
+        container.remove(force=True)
+    assert len(requests) == 1
+    assert requests[0]["DeviceIDs"] == ["1"] and requests[0]["Capabilities"] == [["gpu"]]
+    assert container.name.startswith("inpaint-bench-gpu-test")
+
+
+def _recipe_digest(folder: Path, torch_variant: str) -> str:
+    """images/base/build.sh's recipe digest: `sha256sum` of each file (C-sorted), then the
+    variant, all hashed again."""
+    import hashlib
+
+    files = sorted(
+        "./" + str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".pyc"
+    )
+    listing = "".join(
+        f"{hashlib.sha256((folder / f).read_bytes()).hexdigest()}  {f}\n" for f in files
+    )
+    return hashlib.sha256(f"{listing}{torch_variant}\n".encode()).hexdigest()
+
+
+def test_the_base_ci_tests_is_built_from_the_committed_recipe(runner: DockerRunner) -> None:
+    """The image CI builds and tests is the one a GPU host runs, minus the torch wheel: its base
+    comes from images/base as committed, not from a recipe of CI's own."""
+    labels = runner.client.images.get(runner.base_image).labels
+    variant = labels["dev.inpaint-bench.base.torch"]
+    assert variant in {"cpu", "cuda"}
+    assert labels["dev.inpaint-bench.base.recipe"] == _recipe_digest(
+        REPO / "images" / "base", variant
+    )

@@ -18,9 +18,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 from reportfixture import (
+    ALPHA_IMAGE,
     DESCRIBE_FAILURE,
     FAILED,
     FLOPS,
+    METRICS_IMAGE,
     MODELS,
     PREDICT_FAILED,
     PREDICT_FAILURE,
@@ -349,7 +351,7 @@ def test_training_table_curves_and_run_metadata(built: BuiltReport) -> None:
     training = pd.read_csv(built.report / "tables" / "training.csv")
     alpha = training[(training.model == "alpha") & (training.source == "place2")].iloc[0]
     assert (alpha["status"], alpha["stop_reason"], alpha["steps"]) == ("done", "budget", 60)
-    assert alpha["image_digest"].startswith("sha256:")
+    assert alpha["folder_hash"].startswith("sha256:")  # read from an older ledger's image_digest
     curves = pd.read_csv(built.report / "tables" / "curves.csv")
     l1 = curves[(curves.model == "alpha") & (curves.source == "place2") & (curves.loss == "l1")]
     assert list(l1["step"]) == [0, 10, 20, 30, 40, 50, 60]  # both attempts of a resumed job
@@ -364,6 +366,21 @@ def test_training_table_curves_and_run_metadata(built: BuiltReport) -> None:
     assert models.loc["alpha", "status"] == "ok"
     assert models.loc["beta", "status"] == "failed (1 of 10 steps)"  # one predict step
     assert pd.isna(models.loc["beta", "upstream_url"])  # its manifest says upstream: null
+
+
+def test_models_table_names_what_ran_metrics_image_included(built: BuiltReport) -> None:
+    models = pd.read_csv(built.report / "tables" / "models.csv").set_index("model")
+    alpha, scorer = models.loc["alpha"], models.loc["metrics (scorer)"]
+    # the step results' folder hash (written by the fixture's ledger) wins over run.json's
+    assert (
+        alpha["folder_hash"].startswith("sha256:") and alpha["folder_hash"] != "sha256:" + "f" * 64
+    )
+    for key in ("docker_image", "base_image", "base_image_id"):
+        assert alpha[key] == ALPHA_IMAGE[key], key
+        assert scorer[key] == METRICS_IMAGE[key], key
+    assert pd.isna(models.loc["beta", "docker_image"])  # a local run records no image ID
+    md = (built.report / "report.md").read_text()
+    assert "| metrics (scorer) | ok | 333333333333 | inpaint-bench/base:cuda | 222222222222 |" in md
 
 
 # --- LaTeX -----------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ class NotingReporter:
         self.notes.append(message)
 
 
-def test_auto_falls_back_to_local_when_images_do_not_build(
+def test_auto_falls_back_to_local_when_no_image_builds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import harness.builder
@@ -176,8 +176,11 @@ def test_auto_falls_back_to_local_when_images_do_not_build(
     from harness.errors import HarnessError
     from harness.running import choose_runner
 
-    def failing_build(*args: Any, **kwargs: Any) -> str:
-        raise HarnessError("images/gatedconv: docker build failed: no base image (log: x)\nlog")
+    def failing_build(folder: Path, *args: Any, **kwargs: Any) -> str:
+        raise HarnessError(
+            f"{folder.name}: the image does not build: getting the base image b failed (no host)",
+            "build the base",
+        )
 
     monkeypatch.setattr(docker_runner, "engine_problem", lambda client=None: None)
     monkeypatch.setattr(docker_runner.docker, "from_env", lambda **kw: FakeClient())
@@ -186,12 +189,72 @@ def test_auto_falls_back_to_local_when_images_do_not_build(
     folder = Path(__file__).resolve().parents[1] / "images" / "gatedconv"
     runner = choose_runner("auto", {}, reporter, images=[folder])
     assert runner.name == "local"
+    reason = (
+        "gatedconv: the image does not build: getting the base image b failed (no host) "
+        "(build the base)"
+    )
     assert reporter.notes == [
-        "runner: local (the Docker engine answers but gatedconv's image does not build: "
-        "images/gatedconv: docker build failed: no base image (log: x))"
+        f"skipping gatedconv: its image does not build: {reason}",
+        f"runner: local (the Docker engine answers but no model image builds: {reason})",
     ]
     with pytest.raises(HarnessError, match="--runner docker: the Docker engine answers but"):
         choose_runner("docker", {}, reporter, images=[folder])
+
+
+def test_one_model_image_that_does_not_build_is_skipped_and_docker_still_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.builder
+    import harness.runners.docker as docker_runner
+    from harness.errors import HarnessError
+    from harness.images import ImageFolder
+    from harness.running import choose_runner
+    from harness.scoring import METRICS_FOLDER
+
+    def build(folder: Path, *args: Any, **kwargs: Any) -> str:
+        if folder.name == "classical":
+            raise HarnessError("classical: the image does not build: x failed", "fix x")
+        return f"inpaint-bench/{folder.name}:1"
+
+    monkeypatch.setattr(docker_runner, "engine_problem", lambda client=None: None)
+    monkeypatch.setattr(docker_runner.docker, "from_env", lambda **kw: FakeClient())
+    monkeypatch.setattr(harness.builder, "build_image", build)
+    images = Path(__file__).resolve().parents[1] / "images"
+    folders = [images / "classical", images / "gatedconv", METRICS_FOLDER]
+    for requested in ("auto", "docker"):
+        reporter = NotingReporter()
+        runner = choose_runner(requested, {}, reporter, images=folders)
+        assert runner.name == "docker"
+        assert reporter.notes[-1] == (
+            "runner: docker (an engine answers and the images build; "
+            "1 model image(s) do not and are skipped)"
+        )
+        reason = runner.unavailable("classical", ImageFolder.at(images / "classical"))
+        assert reason == "classical: the image does not build: x failed (fix x)"
+        assert runner.unavailable("gatedconv", ImageFolder.at(images / "gatedconv")) is None
+
+
+def test_a_metrics_image_that_does_not_build_stops_the_docker_runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.builder
+    import harness.runners.docker as docker_runner
+    from harness.errors import HarnessError
+    from harness.running import choose_runner
+    from harness.scoring import METRICS_FOLDER
+
+    def build(folder: Path, *args: Any, **kwargs: Any) -> str:
+        if folder == METRICS_FOLDER:
+            raise HarnessError("metrics: the image does not build: y failed")
+        return "inpaint-bench/x:1"
+
+    monkeypatch.setattr(docker_runner, "engine_problem", lambda client=None: None)
+    monkeypatch.setattr(docker_runner.docker, "from_env", lambda **kw: FakeClient())
+    monkeypatch.setattr(harness.builder, "build_image", build)
+    folders = [Path(__file__).resolve().parents[1] / "images" / "gatedconv", METRICS_FOLDER]
+    with pytest.raises(HarnessError, match="metrics's image does not build: metrics: the image"):
+        choose_runner("docker", {}, NotingReporter(), images=folders)
+    assert choose_runner("auto", {}, NotingReporter(), images=folders).name == "local"
 
 
 def test_auto_uses_docker_when_the_images_build(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import inpaint_weights
 import numpy as np
 import torch
 from inpaint_sdk import CONTRACT_VERSION, BadData, atomic_target
@@ -180,19 +181,15 @@ def set_threads() -> None:
 
 
 # --- pretrained loss networks -------------------------------------------------------------
-# Baked into images at build time ($TORCH_HOME/hub/checkpoints); nothing downloads at run time.
-# The file names carry the first hex digits of their sha256, which torchvision also checks.
-PRETRAINED = {
-    "vgg16": ("https://download.pytorch.org/models/vgg16-397923af.pth", "397923af"),
-    "vgg19": ("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "dcbb9e9d"),
-    "alexnet": ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "7be5be79"),
-}
+# Baked into images at build time ($TORCH_HOME/hub/checkpoints, inpaint_weights.py); nothing
+# downloads at run time. Each file is checked against its full sha256 before it is used.
+PRETRAINED = {name: (url, sha) for name, (url, sha, _) in inpaint_weights.PRETRAINED.items()}
 RANDOM_WEIGHTS_ENV = "INPAINT_RANDOM_LOSS_WEIGHTS"
 
 
 def pretrained_path(arch: str) -> Path:
     url, _ = PRETRAINED[arch]
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / inpaint_weights.file_name(url)
 
 
 def sha256_of(path: Path) -> str:
@@ -208,19 +205,20 @@ def sha256_of(path: Path) -> str:
 def ensure_pretrained(arch: str, warn: Callable[[str], None]) -> str:
     """Make `torchvision.models.<arch>(pretrained=True)` work offline; say where weights came from.
 
-    With the baked file present (and its sha256 matching the prefix in its name) nothing changes.
+    With the baked file present (and matching its pinned sha256) nothing changes.
     Without it, only when $INPAINT_RANDOM_LOSS_WEIGHTS=1 (tests of plumbing), the constructor is
     replaced by a seeded random-init one and `warn` is told so; otherwise BadData says what to do.
     """
     import torchvision
 
     path = pretrained_path(arch)
-    _, prefix = PRETRAINED[arch]
+    _, expected = PRETRAINED[arch]
     if path.is_file():
         digest = sha256_of(path)
-        if not digest.startswith(prefix):
+        if digest != expected:
             raise BadData(
-                f"{path}: sha256 {digest[:12]}… does not match {prefix}; rebuild the image"
+                f"{path}: sha256 {digest[:12]}… is not the pinned {expected[:12]}…; rebuild the "
+                "image on a connected host"
             )
         return f"pretrained ({path.name}, sha256 {digest})"
     if os.environ.get(RANDOM_WEIGHTS_ENV) != "1":

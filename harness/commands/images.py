@@ -8,6 +8,7 @@ import click
 
 from harness.builder import build_image
 from harness.config import load_benchmark
+from harness.errors import HarnessError
 from harness.images import ImageFolder
 from harness.options import config_option, quiet_option, upstream_option
 from harness.progress import make_reporter
@@ -52,14 +53,16 @@ def list_images(config_path: Path) -> None:
 @click.option(
     "--base-image",
     default=None,
-    help="Build argument BASE_IMAGE (default: the Dockerfile's pinned CUDA base).",
+    help="Build argument BASE_IMAGE (default: $INPAINT_BENCH_BASE_IMAGE, else the Dockerfile's "
+    "inpaint-bench/base:cuda, made by images/base/build.sh).",
 )
 @click.option(
     "--build-arg",
     "build_args",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Extra build argument (e.g. BAKE_WEIGHTS=0 for an offline metrics image).",
+    help="Extra build argument (e.g. BAKE_WEIGHTS=0 for an offline build without pretrained "
+    "weights; also $INPAINT_BENCH_BUILD_ARGS).",
 )
 @click.option("--metrics", "with_metrics", is_flag=True, help="Also build the metrics image.")
 @upstream_option
@@ -76,11 +79,14 @@ def build(
     """Build model images with BuildKit (all models of benchmark.yaml by default).
 
     The authors' code is cloned at the manifest's pinned commit into the build context (or
-    taken from --upstream-src); the manifest becomes the image label. Prints each image tag.
+    taken from --upstream-src); the manifest becomes the image label. Prints each image tag;
+    an image that does not build is reported (the failing step, its cause and a hint) and the
+    others are still built; the exit status is then 1.
 
     \b
     Example:
-        inpaint-bench images build gatedconv classical --base-image local/torch-cpu:py311
+        inpaint-bench images build madf --base-image inpaint-bench/base:cpu \\
+            --build-arg BAKE_WEIGHTS=0 --upstream-src madf=~/src/Pytorch-MADF
     """
     reporter = make_reporter(quiet)
     upstream = dict(upstream_src)
@@ -88,6 +94,14 @@ def build(
     paths = [folder.path for folder in _folders(config_path, names)]
     if with_metrics:
         paths.append(METRICS_FOLDER)
-    for path in paths:
-        tag = build_image(path, upstream.get(path.name), base_image, reporter, build_args=args)
+    failed = []
+    for path in paths:  # one image that does not build does not stop the others
+        try:
+            tag = build_image(path, upstream.get(path.name), base_image, reporter, build_args=args)
+        except HarnessError as error:
+            click.echo(f"{path.name}\tnot built: {error}", err=True)
+            failed.append(path.name)
+            continue
         click.echo(f"{path.name}\t{tag}")
+    if failed:
+        raise HarnessError(f"{len(failed)} image(s) did not build: {', '.join(failed)}")

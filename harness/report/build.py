@@ -363,12 +363,17 @@ def _complexity_section(run: RunData, out: _Writer) -> None:
 
 def _training_section(run: RunData, out: _Writer) -> None:
     out.doc.heading(2, "Training", "training")
-    short = {"image_digest": lambda d: str(d).removeprefix("sha256:")[:12]}
+
+    def hex12(value: object) -> str:
+        return str(value).removeprefix("sha256:")[:12]
+
+    short = {k: hex12 for k in ("docker_image", "base_image_id", "folder_hash")}
     out.plain(
         "training",
         training_table(run),
         "Every training job, failed ones included: status, stop reason, budget and time "
-        "(seconds), optimiser steps, images seen, image digest (first 12 hex; full in the CSV).",
+        "(seconds), optimiser steps, images seen, the Docker image ID that ran and the hash of "
+        "its image folder (first 12 hex; full in the CSV).",
         short,
     )
     curves = curves_table(run)
@@ -378,7 +383,14 @@ def _training_section(run: RunData, out: _Writer) -> None:
         if curves_plot(curves, source, out.folder / "figures" / f"{name}.png"):
             out.figure(name, f"Training losses of the models trained on {source}")
     out.doc.heading(3, "Models and upstreams")
-    out.plain("models", models_table(run), "Each model's outcome, image and upstream code.", short)
+    out.plain(
+        "models",
+        models_table(run),
+        "Each model's outcome, what ran (Docker image ID, the base image it was built FROM and "
+        "its ID; the image folder's hash, which the local runner also records) and its upstream "
+        "code; the metrics image last.",
+        short,
+    )
     out.doc.heading(3, "Failed and skipped jobs")
     jobs = jobs_table(run)
     if jobs.empty:

@@ -81,16 +81,27 @@ def training_table(run: RunData) -> pd.DataFrame:
                 "setup_s": result.get("setup_s"),
                 "train_s": result.get("train_s"),
                 "wall_s": result.get("wall_s"),
-                "image_digest": result.get("image_digest"),
+                "docker_image": result.get("docker_image"),
+                "folder_hash": folder_hash(result),
             }
         )
     columns = ["source", "model", "status", "stop_reason", "budget_s", "steps", "images_seen"]
-    table = pd.DataFrame(out, columns=[*columns, "setup_s", "train_s", "wall_s", "image_digest"])
+    times = ["setup_s", "train_s", "wall_s"]
+    table = pd.DataFrame(out, columns=[*columns, *times, "docker_image", "folder_hash"])
     return _integers(table, ["steps", "images_seen"])
 
 
+def folder_hash(result: dict[str, Any]) -> str | None:
+    """The image folder's hash (called `image_digest` in ledgers before it got its own name)."""
+    return result.get("folder_hash") or result.get("image_digest")
+
+
+PROVENANCE = ["docker_image", "base_image", "base_image_id", "folder_hash"]
+
+
 def models_table(run: RunData) -> pd.DataFrame:
-    """Tabulate per model what happened to it, its image digest and its upstream (from the model's
+    """Tabulate per model (and the metrics image) what happened to it, what ran (Docker image
+    ID, base image and its ID, image folder hash) and its upstream (from the model's
     images/<name>/manifest.json when that folder is here)."""
     out = []
     for model in run.models:
@@ -102,20 +113,38 @@ def models_table(run: RunData) -> pd.DataFrame:
             status = f"failed ({len(failed)} of {len(steps)} steps)"
         else:
             status = "ok"
-        digests = [(s.result or {}).get("image_digest") for s in steps]
         upstream = _manifest(run, model).get("upstream") or {}
         out.append(
             {
                 "model": model,
                 "status": status,
-                "image_digest": next((d for d in reversed(digests) if d), None),
+                **_provenance(run, model, steps),
                 "upstream_url": upstream.get("url"),
                 "upstream_commit": upstream.get("commit"),
                 "license": upstream.get("license"),
             }
         )
-    columns = ["model", "status", "image_digest", "upstream_url", "upstream_commit", "license"]
+    scores = run.of_kind("score")
+    if scores:
+        status = "ok" if all(s.status == "done" for s in scores) else "failed"
+        out.append(
+            {"model": "metrics (scorer)", "status": status, **_provenance(run, "metrics", scores)}
+        )
+    columns = ["model", "status", *PROVENANCE, "upstream_url", "upstream_commit", "license"]
     return pd.DataFrame(out, columns=columns)
+
+
+def _provenance(run: RunData, name: str, steps: list[Any]) -> dict[str, str | None]:
+    """run.json's record of the image, else the newest step result that names one."""
+    recorded = (run.info.get("images") or {}).get(name) or {}
+    found: dict[str, str | None] = {}
+    for key in PROVENANCE:
+        values = [
+            folder_hash(s.result or {}) if key == "folder_hash" else (s.result or {}).get(key)
+            for s in steps
+        ]
+        found[key] = next((v for v in reversed(values) if v), None) or recorded.get(key)
+    return found
 
 
 def _manifest(run: RunData, model: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ and always removes its containers, also when it is interrupted. The only module 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -26,6 +27,9 @@ from harness.runners.sandbox import LABEL_RUN, ContainerSpec, Relaxations, conta
 
 log = logging.getLogger(__name__)
 INSTALL_URL = "https://docs.docker.com/engine/install/"
+# The host's switches a container must see too: with random loss-network weights (an image
+# built with BAKE_WEIGHTS=0), every output of the model says so.
+FORWARDED_ENV = ("INPAINT_RANDOM_LOSS_WEIGHTS",)
 
 
 def engine_problem(client: Any = None) -> str | None:
@@ -130,6 +134,7 @@ class DockerRunner:
         self.base_image = base_image
         self.reporter = reporter or SilentReporter(quiet=True)
         self.images: dict[str, str] = {}  # image folder → built image reference
+        self.build_problems: dict[str, str] = {}  # image folder → why it does not build
         if self.relax.active():
             relaxed = ", ".join(self.relax.active())
             self.reporter.note(f"sandbox relaxed by configuration: {relaxed}")
@@ -164,22 +169,41 @@ class DockerRunner:
 
     def image_id(self, folder: str) -> str | None:
         """The content digest (image ID) of the image built for `folder`, for the results."""
+        return self.provenance(folder).get("docker_image")
+
+    def provenance(self, folder: str) -> dict[str, str]:
+        """What ran for `folder`: the image ID, and the base image (name and ID) it was built
+        FROM, read from the labels the builder put on it."""
+        from harness.builder import BASE_ID_LABEL, BASE_LABEL
+
         tag = self.images.get(str(Path(folder).resolve()))
         if tag is None:
-            return None
-        with contextlib.suppress(DockerException):
-            return str(self.client.images.get(tag).id)
-        return None
+            return {}
+        try:
+            image = self.client.images.get(tag)
+        except DockerException:
+            return {}
+        labels = image.labels or {}
+        found = {
+            "docker_image": str(image.id),
+            "base_image": labels.get(BASE_LABEL, ""),
+            "base_image_id": labels.get(BASE_ID_LABEL, ""),
+        }
+        return {k: v for k, v in found.items() if v}
 
     def build_all(self, folders: list[Path]) -> str | None:
-        """Build every image a run needs up front; None, or why one does not build. A model
-        whose upstream source cannot be had is left to the run, which skips it."""
+        """Build every image a run needs up front. A model image that does not build is
+        recorded with its reason and skipped by the run (`unavailable`); None, or why the
+        run cannot use this runner at all: the metrics image does not build, or no model does.
+        A model whose upstream source cannot be had is left to the run, which skips it."""
         from harness.builder import build_image
         from harness.errors import HarnessError
         from harness.images import ImageFolder
 
+        models = 0
         for folder in folders:
-            if (folder / "manifest.json").is_file():
+            is_model = (folder / "manifest.json").is_file()
+            if is_model:
                 image = ImageFolder.at(folder)
                 if self.unavailable(image.name, image) is not None:
                     continue
@@ -192,17 +216,28 @@ class DockerRunner:
                     self.client,
                 )
             except HarnessError as error:
-                first = error.message.splitlines()[0]
-                return (
-                    f"the Docker engine answers but {folder.name}'s image does not build: {first}"
-                )
+                reason = str(error).replace("\n  hint: ", " (") + (")" if error.hint else "")
+                if not is_model:
+                    name = folder.name
+                    return f"the Docker engine answers but {name}'s image does not build: {reason}"
+                self.build_problems[str(folder.resolve())] = reason
+                self.reporter.note(f"skipping {folder.name}: its image does not build: {reason}")
+                continue
+            models += is_model
+        if self.build_problems and not models:
+            first = next(iter(self.build_problems.values()))
+            return f"the Docker engine answers but no model image builds: {first}"
         return None
 
     def unavailable(self, model: str, folder: Any) -> str | None:
-        """Why the model's image cannot be built here: its upstream source cannot be had."""
+        """Why the model's image cannot be run here: it did not build, or its upstream source
+        cannot be had."""
         from harness.builder import upstream_checkout
         from harness.errors import HarnessError
 
+        problem = self.build_problems.get(str(Path(folder.path).resolve()))
+        if problem is not None:
+            return problem
         override = self.upstream_src.get(model) or self.upstream_src.get(folder.name)
         try:
             upstream_checkout(folder, override, self.reporter, model)
@@ -227,17 +262,27 @@ class DockerRunner:
                 container.remove(force=True)
         return len(found)
 
+    @staticmethod
+    def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
+        """docker-py's `containers.run` arguments for a spec: a CUDA job asks the engine for its
+        GPU with a device request (the NVIDIA Container Toolkit serves it)."""
+        kwargs = spec.run_kwargs()
+        if spec.gpu is not None:
+            kwargs["device_requests"] = [
+                docker.types.DeviceRequest(device_ids=[str(spec.gpu)], capabilities=[["gpu"]])
+            ]
+        return kwargs
+
     def start(self, launch: Launch) -> DockerProcess:
         image = launch.image if not Path(launch.image).is_dir() else self.image_for(launch)
+        forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        launch = dataclasses.replace(launch, env={**forwarded, **launch.env})
         spec = self.spec(launch, image)
-        kwargs = spec.run_kwargs()
         if spec.gpu is not None:
             problem = gpu_problem(self.client)
             if problem:
                 raise DockerUnavailable(problem)
-            kwargs["device_requests"] = [
-                docker.types.DeviceRequest(device_ids=[str(spec.gpu)], capabilities=[["gpu"]])
-            ]
+        kwargs = self.container_kwargs(spec)
         with contextlib.suppress(NotFound):
             self.client.containers.get(spec.name).remove(force=True)
         writable = [launch.mounts.checkpoints, launch.mounts.outputs]

@@ -284,12 +284,18 @@ def ssim_gauss(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 # --- LPIPS -----------------------------------------------------------------------------------
-# Torchvision backbones by lpips net name. Same URLs and sha256 prefixes as
-# contracts/sdk/inpaint_torch.py PRETRAINED (a test checks it); kept here so that the
+# Torchvision backbones by lpips net name, with their full sha256. Same as
+# contracts/sdk/inpaint_weights.py PRETRAINED (a test checks it); kept here so that the
 # weights-missing check needs no torch. images/metrics/Dockerfile bakes these files.
 LPIPS_BACKBONES: dict[str, tuple[str, str]] = {
-    "alex": ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "7be5be79"),
-    "vgg": ("https://download.pytorch.org/models/vgg16-397923af.pth", "397923af"),
+    "alex": (
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+    ),
+    "vgg": (
+        "https://download.pytorch.org/models/vgg16-397923af.pth",
+        "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+    ),
 }
 # The smallest side each trunk takes: alexnet's conv1 (11/4) and two 3/2 max-pools; vgg16's four
 # 2/2 max-pools before relu5_3.
@@ -384,10 +390,10 @@ class LPIPSScorer:
         path = backbone_path(net, weights_dir)
         if path.is_file():
             digest = _sha256(path)
-            if not digest.startswith(LPIPS_BACKBONES[net][1]):
+            if digest != LPIPS_BACKBONES[net][1]:
                 raise WeightsCorrupt(
-                    f"{path}: sha256 {digest[:12]}… does not match {LPIPS_BACKBONES[net][1]}; "
-                    "rebuild the metrics image"
+                    f"{path}: sha256 {digest[:12]}… is not the pinned "
+                    f"{LPIPS_BACKBONES[net][1][:12]}…; rebuild the metrics image"
                 )
             self.weights, self.provenance = PRETRAINED, f"{path.name} sha256 {digest}"
         elif allow_random_backbone:

@@ -116,7 +116,7 @@ def test_lpips_backbone_file_is_loaded_into_lpips_trunk(
     path.parent.mkdir(parents=True)
     torch.save(trunk.state_dict(), path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    monkeypatch.setitem(LPIPS_BACKBONES, "alex", (LPIPS_BACKBONES["alex"][0], digest[:8]))
+    monkeypatch.setitem(LPIPS_BACKBONES, "alex", (LPIPS_BACKBONES["alex"][0], digest))
     scorer = LPIPSScorer("alex", "cpu", 2, tmp_path)  # type: ignore[arg-type]
     assert scorer.weights == PRETRAINED
     assert scorer.provenance == f"alexnet-owt-7be5be79.pth sha256 {digest}"
@@ -167,7 +167,7 @@ def test_lpips_backbone_with_wrong_sha256_is_refused(tmp_path: object) -> None:
     path = backbone_path("alex", tmp_path)  # type: ignore[arg-type]
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsCorrupt, match="does not match 7be5be79"):
+    with pytest.raises(WeightsCorrupt, match="is not the pinned 7be5be791159"):
         LPIPSScorer("alex", "cpu", 2, tmp_path)  # type: ignore[arg-type]
 
 
