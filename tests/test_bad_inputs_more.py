@@ -1,0 +1,136 @@
+"""More bad inputs (issue 13), each through the real CLI, held to the rules of
+tests/test_bad_inputs.py: a clear error naming the file with what to do, a non-zero exit, no
+traceback, and no file touched or left behind. Inputs here include FIFOs, which the snapshot
+records by type without opening them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_bad_inputs import (
+    HINT,
+    Case,
+    Workspace,
+    config_check,
+    invoke,
+    run_args,
+    workspace,
+)
+
+BOMB_DEPTH = 6  # 10^6 values once expanded: 55 s and 896 MB before the bound
+
+
+def alias_bomb(indent: str) -> str:
+    """YAML lines (at `indent`) defining anchors b0..b{BOMB_DEPTH}, each ten of the one before."""
+    lines = [f'{indent}b0: &b0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, BOMB_DEPTH + 1):
+        refs = ", ".join([f"*b{level - 1}"] * 10)
+        lines.append(f"{indent}b{level}: &b{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+# --- benchmark.yaml ------------------------------------------------------------------------
+
+
+def yaml_alias_bomb_in_hyperparameters(ws: Workspace) -> Case:
+    text = ws.config.read_text().replace(
+        "    batch_size: 1\n", "    batch_size: 1\n    hyperparameters:\n" + alias_bomb("      "), 1
+    )
+    ws.config.write_text(text)
+    args = ["config", "check", "--config", str(ws.config)]  # without --profile, too
+    return Case(args, [str(ws.config), "aliases expand to more than", "refused", HINT])
+
+
+def yaml_alias_bomb_as_metrics(ws: Workspace) -> Case:
+    text = ws.config.read_text().replace("metrics:\n- psnr\n", "metrics: *b6\n")
+    ws.config.write_text(alias_bomb("") + text)
+    return Case(run_args(ws), [str(ws.config), "aliases expand to more than", HINT])
+
+
+def yaml_recursive_alias(ws: Workspace) -> Case:
+    text = ws.config.read_text().replace("metrics:\n- psnr\n", "metrics: &m [psnr, *m]\n")
+    ws.config.write_text(text)
+    return Case(config_check(ws), [str(ws.config), "refer to themselves", HINT])
+
+
+def config_is_a_fifo(ws: Workspace) -> Case:
+    fifo = ws.root / "fifo.yaml"
+    os.mkfifo(fifo)
+    args = ["config", "check", "--config", str(fifo)]
+    return Case(args, [str(fifo), "not a regular file (a FIFO)", HINT])
+
+
+def config_zero_budget(ws: Workspace) -> Case:
+    doc = ws.document()
+    doc["profiles"]["tiny"]["train_budget"] = "0s"
+    ws.write_config(doc)
+    return Case(config_check(ws), ["profiles.tiny.train_budget", "'0s' is zero", HINT])
+
+
+def config_absurd_budget(ws: Workspace) -> Case:
+    doc = ws.document()
+    doc["profiles"]["tiny"]["model_overrides"] = {"m0": {"train_budget": "100000000000000000000h"}}
+    ws.write_config(doc)
+    args = ["config", "check", "--config", str(ws.config)]
+    return Case(args, ["profiles.tiny.model_overrides.m0.train_budget", "over the limit", HINT])
+
+
+CASES: list[Callable[[Workspace], Case]] = [
+    yaml_alias_bomb_in_hyperparameters,
+    yaml_alias_bomb_as_metrics,
+    yaml_recursive_alias,
+    config_is_a_fifo,
+    config_zero_budget,
+    config_absurd_budget,
+]
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int, bytes]]:
+    """Every entry under `root` (links not followed): its type, mtime and, for regular files,
+    bytes; FIFOs and other special files are recorded by type only (reading one would block)."""
+    found: dict[str, tuple[str, int, bytes]] = {}
+    for parent, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(parent) / name
+            info = path.lstat()
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(info.st_mode):
+                found[rel] = ("link", info.st_mtime_ns, os.readlink(path).encode())
+            elif stat.S_ISDIR(info.st_mode):
+                found[rel] = ("dir", 0, b"")
+            elif stat.S_ISREG(info.st_mode):
+                found[rel] = ("file", info.st_mtime_ns, path.read_bytes())
+            else:
+                found[rel] = ("special", info.st_mtime_ns, b"")
+    return found
+
+
+@pytest.mark.parametrize("make", CASES, ids=[c.__name__ for c in CASES])
+def test_bad_input_gives_a_clear_error_and_changes_nothing(
+    tmp_path: Path, make: Callable[[Workspace], Case]
+) -> None:
+    ws = workspace(tmp_path)
+    case = make(ws)
+    before = snapshot(tmp_path)
+    code, output, escaped = invoke(case, tmp_path)
+    assert not escaped, f"an exception escaped the CLI:\n{escaped}"
+    assert "Traceback" not in output, output
+    assert code != 0, output
+    if case.exit_codes:
+        assert code in case.exit_codes, output
+    for fragment in case.expect:
+        assert fragment in output, f"{fragment!r} not in:\n{output}"
+    after = snapshot(tmp_path)
+    changed = sorted(k for k in before if after.get(k) != before[k])
+    created = sorted(set(after) - set(before))
+    assert not changed, f"changed or removed: {changed}"
+    assert not created, f"created: {created}"
+
+
+def test_the_names_are_unique() -> None:
+    assert len({c.__name__ for c in CASES}) == len(CASES)
