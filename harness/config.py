@@ -184,7 +184,7 @@ def read_yaml(path: Path) -> Any:
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
             raise ConfigError(
-                f"{path}: not a regular file ({_file_kind(mode)}): not opened",
+                f"{path}: not a regular file ({file_kind(mode)}): not opened",
                 "pass --config the path of a YAML file",
             )
         text = path.read_text(encoding="utf-8")
@@ -227,7 +227,8 @@ def read_yaml(path: Path) -> Any:
             loader.dispose()
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """Name the kind of a file that is not a regular one, from its `st_mode`."""
     for test, kind in (
         (stat.S_ISFIFO, "a FIFO"),
         (stat.S_ISSOCK, "a socket"),

@@ -16,8 +16,11 @@ from test_bad_inputs import (
     HINT,
     Case,
     Workspace,
+    _prepare_args,
     config_check,
+    data_check,
     invoke,
+    png_header,
     run_args,
     workspace,
 )
@@ -80,6 +83,31 @@ def config_absurd_budget(ws: Workspace) -> Case:
     return Case(args, ["profiles.tiny.model_overrides.m0.train_budget", "over the limit", HINT])
 
 
+# --- data prepare and data check ------------------------------------------------------------
+
+
+def prepare_fifo_among_photos(ws: Workspace) -> Case:
+    args = _prepare_args(ws)
+    fifo = ws.root / "photos" / "scenes" / "p9.png"
+    os.mkfifo(fifo)
+    return Case(args, [str(fifo), "not a regular file (a FIFO)", "not opened", HINT])
+
+
+def prepare_photo_of_12000_squared(ws: Workspace) -> Case:
+    # Over Pillow's bomb limit (89.5 Mpixels) but under twice it, where Pillow only warns and
+    # then decodes 1.7 GB; the IHDR alone decides, so the header stands in for the real file.
+    args = _prepare_args(ws)
+    big = ws.root / "photos" / "scenes" / "p1.png"
+    big.write_bytes(png_header(12_000, 12_000))
+    return Case(args, [str(big), "too large to decode", "Downscale it below 89.5", "--skip"])
+
+
+def check_png_of_12000_squared(ws: Workspace) -> Case:
+    path = ws.png("test/faces_test/000001.png")
+    path.write_bytes(png_header(12_000, 12_000))
+    return Case(data_check(ws), [str(path), "too large to decode", "expected 32x32", HINT])
+
+
 CASES: list[Callable[[Workspace], Case]] = [
     yaml_alias_bomb_in_hyperparameters,
     yaml_alias_bomb_as_metrics,
@@ -87,6 +115,9 @@ CASES: list[Callable[[Workspace], Case]] = [
     config_is_a_fifo,
     config_zero_budget,
     config_absurd_budget,
+    prepare_fifo_among_photos,
+    prepare_photo_of_12000_squared,
+    check_png_of_12000_squared,
 ]
 
 

@@ -396,7 +396,9 @@ def test_explicit_polarity_overrides_auto_and_out_of_range_masks_are_replaced(
     records = read_mask_manifest(DataLayout(profile.data_root).mask_dir("test"))
     assert len(records) == 2 and all(0.01 < r.hole_fraction <= 0.6 for r in records)
     assert sum(test.bins.values()) == 2
-    assert all(p.name in ("m0.png", "m2.png", "m3.png") for p in test.excluded)
+    # Left out in seeded order, each named with its reason.
+    assert {p.name for p, _ in test.excluded} <= {"m0.png", "m2.png", "m3.png"}
+    assert all("outside (0.01, 0.6]" in why for _, why in test.excluded)
 
 
 def test_too_few_masks_in_range_names_the_polarity(
@@ -405,7 +407,9 @@ def test_too_few_masks_in_range_names_the_polarity(
     photo_folder(tmp_path / "photos", 5)
     photo_folder(tmp_path / "t", 2)
     mask_folder(tmp_path / "m", [0.2, 0.3, 0.25])
-    with pytest.raises(DataError, match=r"found 0 \(3 outside, read as hole-black") as error:
+    with pytest.raises(
+        DataError, match=r"found 0 \(read as hole-black.*; 3 left out, e.g. "
+    ) as error:
         prepare(profile, tmp_path, masks={"train": tmp_path / "m"}, mask_polarity="hole-black")
     assert "--mask-polarity" in (error.value.hint or "")
 
@@ -454,6 +458,7 @@ def test_mask_table_lists_every_split_and_bin(
         "(0.4,0.5]",
         "(0.5,0.6]",
         "excluded",
+        "specks",
         "from",
     ]
     assert lines[1].split() == [
@@ -462,6 +467,7 @@ def test_mask_table_lists_every_split_and_bin(
         "0",
         "0",
         "3",
+        "0",
         "0",
         "0",
         "0",

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from harness.data.layout import MASK_SPLITS
-from harness.data.prepare import MaskPolarity, mask_table, prepare_data
+from harness.data.prepare import MaskPolarity, mask_table, prepare_data, report_lines
 from harness.options import (
     config_option,
     profile_option,
@@ -129,3 +129,5 @@ def prepare(
     )
     click.echo(report.root)
     click.echo(mask_table(report))
+    for line in report_lines(report):
+        click.echo(line, err=True)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from harness.config import Profile
 from harness.data.layout import MANIFEST, MASK_SPLITS, SOURCE_SPLITS, DataLayout, file_name
-from harness.data.pngs import HOLE, KNOWN
+from harness.data.pngs import HOLE, KNOWN, TOO_LARGE, refuse_too_large
 from harness.progress import Reporter
 
 Kind = Literal["image", "mask"]
@@ -255,6 +255,7 @@ def _inspect(
         return path, digest, [Problem(path, "empty file (0 bytes)", hint)]
     try:
         with Image.open(io.BytesIO(data)) as image:
+            refuse_too_large(image)
             if image.format != "PNG":
                 return path, digest, [Problem(path, f"not a PNG: holds {image.format} data", hint)]
             problems = _header_problems(path, kind, data, image.size, profile, hint)
@@ -263,7 +264,7 @@ def _inspect(
                 return path, digest, problems
             image.load()
             pixels = np.asarray(image) if kind == "mask" else None
-    except Image.DecompressionBombError as error:
+    except TOO_LARGE as error:
         side = profile.image_size
         return (
             path,

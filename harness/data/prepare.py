@@ -21,11 +21,11 @@ from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain, islice
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -36,7 +36,9 @@ from harness.data import photos
 from harness.data.atomic import atomic_dir
 from harness.data.layout import AREA_BINS, MASK_SPLITS, DataLayout, bin_label, file_name
 from harness.data.manifest import MaskRecord, mask_record, write_data_manifest, write_mask_manifest
-from harness.data.pngs import HOLE, KNOWN, encode_png
+from harness.data.mask_levels import SPECKLE_FRACTION, speckles
+from harness.data.photos import MaskReading
+from harness.data.pngs import HOLE, KNOWN, TOO_LARGE, encode_png
 from harness.errors import DataError
 from harness.progress import Reporter
 
@@ -57,7 +59,12 @@ class MaskStats:
     auto: bool
     median_white_fraction: float | None
     bins: dict[str, int]  # AREA_BINS label (or "other") → number of masks
-    excluded: tuple[Path, ...]  # imported masks left out: hole fraction outside hole_range
+    # Imported masks left out, with the reason: not two-level, or a hole fraction outside
+    # hole_range. Replaced by the next mask in seeded order.
+    excluded: tuple[tuple[Path, str], ...]
+    specks: int = 0  # hole components of ≤ SPECKLE_FRACTION of the pixels, in the masks kept
+    speckled: int = 0  # masks kept with at least one speck
+    pairing: str | None = None  # for test masks kept with their photos: the rule that paired them
 
 
 @dataclass(frozen=True)
@@ -66,11 +73,13 @@ class PrepareReport:
     images: int
     masks: tuple[MaskStats, ...]
     skipped: tuple[tuple[Path, str], ...]  # unreadable inputs left out, with the reason
+    warnings: tuple[str, ...] = ()  # shown even with --quiet: random pairing, near-duplicates
 
 
 @dataclass(frozen=True)
 class _Unreadable:
     reason: str
+    path: Path | None = None  # the file at fault, when not the one in the work list
 
 
 @dataclass
@@ -81,6 +90,7 @@ class _Context:
     size: int
     skip_unreadable: bool
     skipped: list[tuple[Path, str]]
+    origins: dict[Path, Path] = field(default_factory=dict)  # written PNG → the input it came from
 
 
 def prepare_data(
@@ -238,13 +248,14 @@ def _decoded(
             path, future = pending.popleft()
             result = future.result()
             if isinstance(result, _Unreadable):
+                culprit = result.path or path
                 if not ctx.skip_unreadable:
                     raise DataError(
-                        f"{path}: unreadable image ({result.reason})",
+                        f"{culprit}: unreadable image ({result.reason})",
                         "remove or replace it, or pass --skip-unreadable",
                     )
-                ctx.skipped.append((path, result.reason))
-                ctx.reporter.note(f"skipped unreadable {path}: {result.reason}")
+                ctx.skipped.append((culprit, result.reason))
+                ctx.reporter.note(f"skipped unreadable {culprit}: {result.reason}")
                 continue
             yield path, result
     finally:
@@ -258,8 +269,14 @@ def _guarded(
     """Run `convert(decode(path))`; a failure to decode is the input's fault, not a crash."""
     try:
         image = decode(path)
+    except TOO_LARGE as error:
+        return _Unreadable(
+            f"too large to decode, {type(error).__name__}: {error} Downscale it below "
+            f"{(Image.MAX_IMAGE_PIXELS or 0) / 1e6:.1f} Mpixels",
+            path,
+        )
     except Exception as error:  # PIL raises many types on bad files: all mean "unreadable"
-        return _Unreadable(f"{type(error).__name__}: {error}")
+        return _Unreadable(f"{type(error).__name__}: {error}", path)
     return convert(image)
 
 
@@ -277,10 +294,11 @@ def _import_photos(
     with closing(_decoded(ctx, order, work)) as results:
         chosen = islice(results, len(dests))
         # The tracked iterator goes first so that zip exhausts it and the bar closes.
-        for (_, png), dest in zip(
+        for (origin, png), dest in zip(
             ctx.reporter.track(chosen, len(dests), label), dests, strict=False
         ):
             dest.write_bytes(png)
+            ctx.origins[dest] = origin
             written += 1
     if written < len(dests):
         raise DataError(
@@ -299,63 +317,133 @@ def _import_masks(
     polarity: MaskPolarity,
     out_dir: Path,
 ) -> MaskStats:
-    count = getattr(profile.masks, split)
-    low, high = profile.masks.hole_range
     work = partial(_guarded, photos.open_mask, partial(photos.mask_white, size=ctx.size))
     with closing(_decoded(ctx, order, work)) as results:
-        # Masks are kept bit-packed: a few MB even for thousands of masks.
-        first = [
-            (path, np.packbits(white), float(white.mean()))
-            for path, white in ctx.reporter.track(islice(results, count), count, f"masks/{split}")
-        ]
-        if len(first) < count:
-            raise DataError(
-                f"{folder}: needs {count} readable masks for masks/{split}, found {len(first)}",
-                "add masks, or lower the counts",
-            )
-        median = float(np.median([fraction for _, _, fraction in first])) if first else 0.0
-        invert = median > AUTO_WHITE_LIMIT if polarity == "auto" else polarity == "hole-black"
-        chosen: Literal["hole-white", "hole-black"] = "hole-black" if invert else "hole-white"
-        if polarity == "auto":
-            ctx.reporter.note(
-                f"masks/{split}: median white fraction {median:.3f} "
-                f"{'>' if invert else '≤'} {AUTO_WHITE_LIMIT}, so {chosen} "
-                "(pass --mask-polarity to override)"
-            )
-        kept: list[np.ndarray] = []
-        excluded: list[Path] = []
-        stream = chain(
-            first, ((path, np.packbits(white), float(white.mean())) for path, white in results)
+        items = ((path, reading, path) for path, reading in results)
+        selection = _select_masks(ctx, profile, split, folder, items, polarity)
+    records, specks = _write_masks(ctx, out_dir, selection.kept)
+    return selection.stats(split, folder, polarity, specks, _bins(records))
+
+
+@dataclass
+class _Selection:
+    kept: list[tuple[np.ndarray, Any]]  # bit-packed hole masks, each with its payload
+    excluded: list[tuple[Path, str]]
+    chosen: Literal["hole-white", "hole-black"]
+    median: float
+
+    def stats(
+        self,
+        split: str,
+        folder: Path,
+        polarity: MaskPolarity,
+        specks: list[int],
+        bins: dict[str, int],
+        pairing: str | None = None,
+    ) -> MaskStats:
+        return MaskStats(
+            split,
+            folder,
+            self.chosen,
+            polarity == "auto",
+            self.median,
+            bins,
+            tuple(self.excluded),
+            sum(specks),
+            sum(1 for n in specks if n),
+            pairing,
         )
-        while len(kept) < count and (item := next(stream, None)) is not None:
-            path, bits, white = item
-            hole = 1.0 - white if invert else white
-            if low < hole <= high:
-                kept.append(~bits if invert else bits)
-            else:
-                excluded.append(path)
+
+
+def _select_masks(
+    ctx: _Context,
+    profile: Profile,
+    split: str,
+    folder: Path,
+    items: Iterable[tuple[Path, MaskReading, T]],
+    polarity: MaskPolarity,
+) -> _Selection:
+    """Take masks from `items` (in seeded order) until the split has its count: masks that are
+    not two-level, or whose hole fraction (after polarity) is outside hole_range, are left out
+    and named. `auto` polarity is decided on the first `count` two-level masks."""
+    count = getattr(profile.masks, split)
+    low, high = profile.masks.hole_range
+    excluded: list[tuple[Path, str]] = []
+
+    def two_level() -> Generator[tuple[Path, np.ndarray, float, T]]:
+        for path, reading, payload in items:
+            if reading.problem is not None:
+                excluded.append((path, reading.problem))
+                continue
+            # Masks are kept bit-packed: a few MB even for thousands of masks.
+            yield path, np.packbits(reading.white), float(reading.white.mean()), payload
+
+    stream = two_level()
+    first = list(ctx.reporter.track(islice(stream, count), count, f"masks/{split}"))
+    if len(first) < count:
+        raise DataError(
+            f"{folder}: needs {count} readable two-level masks for masks/{split}, found "
+            f"{len(first)}" + _excluded_detail(excluded),
+            "add masks, or lower the counts",
+        )
+    median = float(np.median([fraction for _, _, fraction, _ in first])) if first else 0.0
+    invert = median > AUTO_WHITE_LIMIT if polarity == "auto" else polarity == "hole-black"
+    chosen: Literal["hole-white", "hole-black"] = "hole-black" if invert else "hole-white"
+    if polarity == "auto":
+        ctx.reporter.note(
+            f"masks/{split}: median white fraction {median:.3f} "
+            f"{'>' if invert else '≤'} {AUTO_WHITE_LIMIT}, so {chosen} "
+            "(pass --mask-polarity to override)"
+        )
+    kept: list[tuple[np.ndarray, T]] = []
+    rest = chain(first, stream)
+    while len(kept) < count and (item := next(rest, None)) is not None:
+        path, bits, white, payload = item
+        hole = 1.0 - white if invert else white
+        if low < hole <= high:
+            kept.append((~bits if invert else bits, payload))
+        else:
+            excluded.append(
+                (path, f"hole fraction {hole:.3f} outside ({low:g}, {high:g}], read as {chosen}")
+            )
     if len(kept) < count:
         raise DataError(
             f"{folder}: needs {count} masks with hole fraction in ({low:g}, {high:g}] for "
-            f"masks/{split}, found {len(kept)} ({len(excluded)} outside, read as {chosen}; "
-            f"median white fraction {median:.3f})",
+            f"masks/{split}, found {len(kept)} (read as {chosen}; median white fraction "
+            f"{median:.3f})" + _excluded_detail(excluded),
             "check --mask-polarity, add masks, or widen masks.hole_range in benchmark.yaml",
         )
+    return _Selection(kept, excluded, chosen, median)
+
+
+def _excluded_detail(excluded: list[tuple[Path, str]]) -> str:
+    if not excluded:
+        return ""
+    path, reason = excluded[0]
+    return f"; {len(excluded)} left out, e.g. {path}: {reason}"
+
+
+def _write_masks(
+    ctx: _Context, out_dir: Path, kept: list[tuple[np.ndarray, Path]]
+) -> tuple[list[MaskRecord], list[int]]:
+    """Write masks 000000.png… (each from its input file) and their manifest; return the
+    records and each mask's number of specks."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write = partial(_write_mask, out_dir=out_dir, size=ctx.size)
-    records = list(ctx.pool.map(write, range(count), kept))
+    written = list(ctx.pool.map(write, range(len(kept)), [bits for bits, _ in kept]))
+    records = [record for record, _ in written]
     write_mask_manifest(out_dir, records)
-    return MaskStats(
-        split, folder, chosen, polarity == "auto", median, _bins(records), tuple(excluded)
-    )
+    for index, (_, origin) in enumerate(kept):
+        ctx.origins[out_dir / file_name(index)] = origin
+    return records, [specks for _, specks in written]
 
 
-def _write_mask(index: int, bits: np.ndarray, out_dir: Path, size: int) -> MaskRecord:
+def _write_mask(index: int, bits: np.ndarray, out_dir: Path, size: int) -> tuple[MaskRecord, int]:
     hole = np.unpackbits(bits, count=size * size).reshape(size, size).astype(bool)
     path = out_dir / file_name(index)
     # No per-file fsync (write_png): the whole folder is renamed into place atomically.
     path.write_bytes(encode_png(np.where(hole, HOLE, KNOWN).astype(np.uint8)))
-    return mask_record(path, hole)
+    return mask_record(path, hole), speckles(hole)
 
 
 def _generate_masks(
@@ -389,10 +477,28 @@ def _bins(records: Iterable[MaskRecord]) -> dict[str, int]:
     )
 
 
+def report_lines(report: PrepareReport, shown: int = 20) -> list[str]:
+    """What the user must see even with --quiet: masks left out (named, with the reason),
+    specks, and the warnings (random pairing, near-duplicates)."""
+    lines = []
+    for s in report.masks:
+        for path, why in s.excluded[:shown]:
+            lines.append(f"masks/{s.split}: left out {path}: {why}")
+        if len(s.excluded) > shown:
+            lines.append(f"masks/{s.split}: ... and {len(s.excluded) - shown} more left out")
+        if s.specks:
+            lines.append(
+                f"warning: masks/{s.split}: {s.speckled} mask(s) hold {s.specks} speck(s) "
+                f"(hole components of ≤ {SPECKLE_FRACTION:g} of the pixels): check that the "
+                "holes are meant to be that small, or clean the masks"
+            )
+    return lines + [f"warning: {w}" for w in report.warnings]
+
+
 def mask_table(report: PrepareReport) -> str:
     """Render the per-split mask statistics as a plain-text table (one row per split)."""
     labels = list(dict.fromkeys(label for s in report.masks for label in s.bins))
-    header = ["split", "polarity", *labels, "excluded", "from"]
+    header = ["split", "polarity", *labels, "excluded", "specks", "from"]
     rows = [header]
     for s in report.masks:
         polarity = s.polarity + (" (auto)" if s.auto else "")
@@ -402,7 +508,9 @@ def mask_table(report: PrepareReport) -> str:
                 polarity,
                 *(str(s.bins.get(label, 0)) for label in labels),
                 str(len(s.excluded)),
-                str(s.origin) if s.origin else "generated",
+                str(s.specks),
+                (str(s.origin) if s.origin else "generated")
+                + (f" (paired by {s.pairing})" if s.pairing else ""),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
