@@ -89,10 +89,12 @@ def test_prepare_imports_jpeg_masks_cleanly_and_names_what_it_leaves_out(tmp_pat
         masks=(3, 1, 1),
         test_sets={"scenes_test": 1},
     )
-    photos = tmp_path / "photos"
+    photos, tests = tmp_path / "photos", tmp_path / "tests"
     photos.mkdir()
+    tests.mkdir()
     for i in range(3):
         Image.new("RGB", (70, 70), (30 * i, 60, 90)).save(photos / f"p{i}.png")
+    Image.new("RGB", (70, 70), (200, 10, 10)).save(tests / "t.png")
     masks = tmp_path / "masks"
     masks.mkdir()
     for i in range(4):
@@ -101,7 +103,7 @@ def test_prepare_imports_jpeg_masks_cleanly_and_names_what_it_leaves_out(tmp_pat
     report = prepare_data(
         profile,
         {"scenes": photos},
-        {"scenes_test": photos},
+        {"scenes_test": tests},
         {"train": masks},
         "auto",
         0,
@@ -127,10 +129,12 @@ def test_too_few_two_level_masks_names_one(tmp_path: Path) -> None:
         masks=(1, 1, 1),
         test_sets={"scenes_test": 1},
     )
-    photos = tmp_path / "photos"
+    photos, tests = tmp_path / "photos", tmp_path / "tests"
     photos.mkdir()
+    tests.mkdir()
     for i in range(3):
         Image.new("RGB", (70, 70), (30 * i, 60, 90)).save(photos / f"p{i}.png")
+    Image.new("RGB", (70, 70), (200, 10, 10)).save(tests / "t.png")
     masks = tmp_path / "masks"
     masks.mkdir()
     Image.fromarray(np.tile(np.arange(128, dtype=np.uint8) * 2, (128, 1))).save(masks / "ramp.png")
@@ -138,7 +142,7 @@ def test_too_few_two_level_masks_names_one(tmp_path: Path) -> None:
         prepare_data(
             profile,
             {"scenes": photos},
-            {"scenes_test": photos},
+            {"scenes_test": tests},
             {"train": masks},
             "auto",
             0,

@@ -15,6 +15,7 @@ that is renamed into place only when complete.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from collections import Counter, deque
@@ -35,8 +36,10 @@ from harness.data import masks as mask_generator
 from harness.data import photos
 from harness.data.atomic import atomic_dir
 from harness.data.layout import AREA_BINS, MASK_SPLITS, DataLayout, bin_label, file_name
+from harness.data.leakage import exact_duplicates, near_duplicates, perceptual_hash
 from harness.data.manifest import MaskRecord, mask_record, write_data_manifest, write_mask_manifest
 from harness.data.mask_levels import SPECKLE_FRACTION, speckles
+from harness.data.pairs import Pairing, find_pairs, is_mask_name, read_pairs
 from harness.data.photos import MaskReading
 from harness.data.pngs import HOLE, KNOWN, TOO_LARGE, encode_png
 from harness.errors import DataError
@@ -46,7 +49,9 @@ MaskPolarity = Literal["auto", "hole-white", "hole-black"]
 # Holes cover at most 60% of a mask (the largest NVIDIA bin), so mostly-white means white = known.
 AUTO_WHITE_LIMIT = 0.5
 _WINDOW_PER_WORKER = 2
+_SHOWN_NEAR = 20
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,15 @@ class _Context:
     skip_unreadable: bool
     skipped: list[tuple[Path, str]]
     origins: dict[Path, Path] = field(default_factory=dict)  # written PNG → the input it came from
+    digests: dict[Path, str] = field(default_factory=dict)  # written photo → its sha256
+    hashes: dict[Path, np.ndarray] = field(default_factory=dict)  # written photo → its phash
+    warnings: list[str] = field(default_factory=list)
+
+    def wrote_photo(self, dest: Path, origin: Path, png: bytes, phash: np.ndarray) -> None:
+        dest.write_bytes(png)
+        self.origins[dest] = origin
+        self.digests[dest] = hashlib.sha256(png).hexdigest()
+        self.hashes[dest] = phash
 
 
 def prepare_data(
@@ -103,6 +117,7 @@ def prepare_data(
     reporter: Reporter,
     overwrite: bool = False,
     skip_unreadable: bool = False,
+    pairs: dict[str, Path] | None = None,
 ) -> PrepareReport:
     """Build profile.data_root, with its manifests, from folders of photos and masks.
 
@@ -111,14 +126,20 @@ def prepare_data(
     RGB PNGs of image_size² (shorter side resized, centre crop). Masks become L PNGs,
     255 = hole; `mask_polarity` says which colour means hole in the given folders: `hole-white`,
     `hole-black`, or `auto` (white is the hole unless the median white fraction of the chosen
-    masks is over 0.5). Raises DataError before writing anything if a folder is missing or too
-    small, and leaves no output (and an existing tree untouched) if anything fails later.
+    masks is over 0.5). When the test masks belong to a test set's photos (`pairs`: a pairs
+    file per test set, else by name or stem, `harness.data.pairs`), each kept photo keeps its
+    own mask. A photo in two of train, val and test (same PNG bytes) is refused, naming both
+    input files; near copies (perceptual hash) are warned about in the report.
+
+    Raises DataError before writing anything if a folder is missing or too small, and leaves
+    no output (and an existing tree untouched) if anything fails later.
     """
     _check_inputs(profile, sources, test_sets, masks)
     root = profile.data_root
     if root.exists() and not overwrite:
         raise DataError(f"{root}: already exists", "pass --overwrite to replace it")
     _warn_shared(sources, test_sets, reporter)
+    paired = _test_pairing(profile, test_sets, masks.get("test"), pairs or {})
     orders: dict[tuple[str, str], list[Path]] = {}
     for name, folder in sources.items():
         train, val = profile.sources[name]
@@ -130,17 +151,19 @@ def prepare_data(
             f"images for source {name} ({train} train + {val} val)",
         )
     for name, folder in test_sets.items():
-        orders["test", name] = _order(
-            folder, profile.test_sets[name], seed, f"test:{name}", f"images for test set {name}"
-        )
+        if paired is None or name != paired[0]:
+            orders["test", name] = _order(
+                folder, profile.test_sets[name], seed, f"test:{name}", f"images for test set {name}"
+            )
     for split, folder in masks.items():
-        orders["masks", split] = _order(
-            folder,
-            getattr(profile.masks, split),
-            seed,
-            f"masks:{split}",
-            f"masks for masks/{split}",
-        )
+        if split != "test" or paired is None:
+            orders["masks", split] = _order(
+                folder,
+                getattr(profile.masks, split),
+                seed,
+                f"masks:{split}",
+                f"masks for masks/{split}",
+            )
     skipped: list[tuple[Path, str]] = []
     workers = os.cpu_count() or 4
     with atomic_dir(root, overwrite=overwrite) as tmp, ThreadPoolExecutor(workers) as pool:
@@ -154,6 +177,7 @@ def prepare_data(
             skipped,
         )
         layout = DataLayout(tmp)
+        _make_folders(layout, profile)
         images = 0
         for name, folder in sources.items():
             train, val = profile.sources[name]
@@ -161,11 +185,21 @@ def prepare_data(
             dests += [layout.source_dir(name, "val") / file_name(i) for i in range(val)]
             images += _import_photos(ctx, folder, orders["source", name], dests, f"sources/{name}")
         for name, folder in test_sets.items():
+            if ("test", name) not in orders:
+                continue  # imported with its masks below
             dests = [layout.test_dir(name) / file_name(i) for i in range(profile.test_sets[name])]
             images += _import_photos(ctx, folder, orders["test", name], dests, f"test/{name}")
         stats = []
         for split in MASK_SPLITS:
-            if split in masks:
+            if split == "test" and paired is not None:
+                name, pairing = paired
+                stats.append(
+                    _import_pairs(
+                        ctx, profile, name, masks["test"], pairing, seed, mask_polarity, layout
+                    )
+                )
+                images += profile.masks.test
+            elif split in masks:
                 stats.append(
                     _import_masks(
                         ctx,
@@ -179,8 +213,115 @@ def prepare_data(
                 )
             else:
                 stats.append(_generate_masks(ctx, profile, split, seed, layout.mask_dir(split)))
+        _refuse_leaks(ctx, tmp)
         write_data_manifest(tmp)
-    return PrepareReport(root, images, tuple(stats), tuple(skipped))
+    warnings = _pairing_warnings(test_sets, masks.get("test"), paired) + ctx.warnings
+    return PrepareReport(root, images, tuple(stats), tuple(skipped), tuple(warnings))
+
+
+def _make_folders(layout: DataLayout, profile: Profile) -> None:
+    """Create every leaf folder, also those with a count of 0 (`val: 0`): `data check` and `run`
+    expect each folder of the layout, empty or not."""
+    for name in profile.sources:
+        for split in ("train", "val"):
+            layout.source_dir(name, split).mkdir(parents=True, exist_ok=True)
+    for name in profile.test_sets:
+        layout.test_dir(name).mkdir(parents=True, exist_ok=True)
+    for split in MASK_SPLITS:
+        layout.mask_dir(split).mkdir(parents=True, exist_ok=True)
+
+
+def _test_pairing(
+    profile: Profile,
+    test_sets: dict[str, Path],
+    test_masks: Path | None,
+    pairs: dict[str, Path],
+) -> tuple[str, Pairing] | None:
+    """Which test set (if any) the test masks belong to, and how they pair."""
+    for name in sorted(pairs.keys() - test_sets.keys()):
+        raise DataError(f"--pairs {name}: no such test set", f"use one of {', '.join(test_sets)}")
+    if test_masks is None:
+        if pairs:
+            raise DataError("--pairs needs the test masks' folder", "pass --masks test=DIR")
+        return None
+    found: dict[str, Pairing] = {}
+    masks = [m for m in photos.image_files(test_masks)]
+    for name, folder in test_sets.items():
+        if name in pairs:
+            found[name] = read_pairs(pairs[name], folder, test_masks)
+            continue
+        images = photos.image_files(folder)
+        candidates = masks
+        if folder.resolve() == test_masks.resolve():
+            # Photos and masks in one folder (x.png beside x_mask000.png).
+            candidates = [m for m in masks if is_mask_name(m)]
+            images = [p for p in images if not is_mask_name(p)]
+        pairing = find_pairs(images, folder, candidates, test_masks)
+        if pairing is not None:
+            found[name] = pairing
+    if len(found) > 1:
+        raise DataError(
+            f"{test_masks}: the test masks pair with the photos of test sets "
+            f"{', '.join(sorted(found))}, but a data tree holds one set of test masks, shared "
+            "by all test sets",
+            "prepare each such test set in a profile of its own, or pass --pairs for one",
+        )
+    if not found:
+        return None
+    name, pairing = next(iter(found.items()))
+    if profile.test_sets[name] != profile.masks.test:
+        raise DataError(
+            f"test set {name} keeps its own masks, so it needs as many images "
+            f"({profile.test_sets[name]}) as masks/test ({profile.masks.test})",
+            "make the two counts equal in benchmark.yaml",
+        )
+    if len(pairing.pairs) < profile.masks.test:
+        raise DataError(
+            f"{test_masks}: only {len(pairing.pairs)} photos of test set {name} have a mask "
+            f"(by {pairing.rule}); {profile.masks.test} needed",
+            "add pairs, or lower the counts in benchmark.yaml",
+        )
+    return name, pairing
+
+
+def _pairing_warnings(
+    test_sets: dict[str, Path], test_masks: Path | None, paired: tuple[str, Pairing] | None
+) -> list[str]:
+    if test_masks is None:
+        return []  # generated masks: random by design
+    others = [name for name in test_sets if paired is None or name != paired[0]]
+    if not others:
+        return []
+    if paired is None:
+        return [
+            f"masks/test ({test_masks}) shares no file names or stems with the photos of "
+            f"{', '.join(others)}: each test image gets a mask by a seeded shuffle, at random; "
+            "if masks belong to photos, pass --pairs TEST_SET=FILE"
+        ]
+    return [
+        f"masks/test keeps the pairs of test set {paired[0]} ({paired[1].rule}); test set(s) "
+        f"{', '.join(others)} use the same masks, paired at random by a seeded shuffle"
+    ]
+
+
+def _refuse_leaks(ctx: _Context, root: Path) -> None:
+    """Refuse a photo written into two of train, val and test; warn about near copies."""
+    exact = exact_duplicates(ctx.digests, root)
+    if exact:
+        first = exact[0]
+        raise DataError(
+            f"{ctx.origins[first.first]} and {ctx.origins[first.second]} are the same image: it "
+            f"would be in {first.first.relative_to(root)} and {first.second.relative_to(root)}"
+            f" ({len(exact)} such pair(s)); a test or validation photo must not be trained on",
+            "remove one of the two (a copy, a link or a hard link) from its folder, or give "
+            "train, val and test folders that do not share photos",
+        )
+    for near in near_duplicates(ctx.hashes, ctx.digests, root)[:_SHOWN_NEAR]:
+        ctx.warnings.append(
+            f"near-duplicate photos ({near.distance} of 64 bits of perceptual hash apart): "
+            f"{ctx.origins[near.first]} ({near.first.relative_to(root)}) and "
+            f"{ctx.origins[near.second]} ({near.second.relative_to(root)})"
+        )
 
 
 def _check_inputs(
@@ -234,10 +375,11 @@ def _order(folder: Path, needed: int, seed: int, key: str, purpose: str) -> list
 
 
 def _decoded(
-    ctx: _Context, order: list[Path], work: Callable[[Path], T | _Unreadable]
-) -> Generator[tuple[Path, T]]:
-    """Yield `(path, work(path))` in `order` for readable files, a few pool tasks ahead."""
-    pending: deque[tuple[Path, Future[T | _Unreadable]]] = deque()
+    ctx: _Context, order: list[S], work: Callable[[S], T | _Unreadable]
+) -> Generator[tuple[S, T]]:
+    """Yield `(item, work(item))` in `order` for readable items (a file, or a photo and its
+    mask), a few pool tasks ahead."""
+    pending: deque[tuple[S, Future[T | _Unreadable]]] = deque()
     upcoming = iter(order)
     try:
         while True:
@@ -248,7 +390,7 @@ def _decoded(
             path, future = pending.popleft()
             result = future.result()
             if isinstance(result, _Unreadable):
-                culprit = result.path or path
+                culprit = result.path or Path(str(path))
                 if not ctx.skip_unreadable:
                     raise DataError(
                         f"{culprit}: unreadable image ({result.reason})",
@@ -284,9 +426,7 @@ def _import_photos(
     ctx: _Context, folder: Path, order: list[Path], dests: list[Path], label: str
 ) -> int:
     work = partial(
-        _guarded,
-        partial(photos.open_photo, size=ctx.size),
-        partial(photos.photo_png, size=ctx.size),
+        _guarded, partial(photos.open_photo, size=ctx.size), partial(_photo_png, size=ctx.size)
     )
     for dest in {d.parent for d in dests}:
         dest.mkdir(parents=True, exist_ok=True)
@@ -294,11 +434,10 @@ def _import_photos(
     with closing(_decoded(ctx, order, work)) as results:
         chosen = islice(results, len(dests))
         # The tracked iterator goes first so that zip exhausts it and the bar closes.
-        for (origin, png), dest in zip(
+        for (origin, (png, phash)), dest in zip(
             ctx.reporter.track(chosen, len(dests), label), dests, strict=False
         ):
-            dest.write_bytes(png)
-            ctx.origins[dest] = origin
+            ctx.wrote_photo(dest, origin, png, phash)
             written += 1
     if written < len(dests):
         raise DataError(
@@ -306,6 +445,55 @@ def _import_photos(
             "add images, or lower the counts in benchmark.yaml",
         )
     return written
+
+
+def _photo_png(image: Image.Image, size: int) -> tuple[bytes, np.ndarray]:
+    """The photo's PNG bytes at `size`², and the perceptual hash of those pixels."""
+    square = photos.fit_square(image, size, Image.Resampling.LANCZOS)
+    return encode_png(np.asarray(square, dtype=np.uint8)), perceptual_hash(square)
+
+
+def _import_pairs(
+    ctx: _Context,
+    profile: Profile,
+    test_set: str,
+    masks_folder: Path,
+    pairing: Pairing,
+    seed: int,
+    polarity: MaskPolarity,
+    layout: DataLayout,
+) -> MaskStats:
+    """Import a test set and masks/test together, pair by pair, so image i keeps its own mask.
+
+    Pairs are shuffled with the test set's seed; a pair whose mask is left out (not two-level,
+    hole fraction outside the range) or whose photo or mask is unreadable (with
+    --skip-unreadable) is replaced by the next pair."""
+    order = list(pairing.pairs)
+    random.Random(f"{seed}:test:{test_set}").shuffle(order)
+
+    def work(pair: tuple[Path, Path]) -> tuple[Any, photos.MaskReading] | _Unreadable:
+        photo = _guarded(
+            partial(photos.open_photo, size=ctx.size), partial(_photo_png, size=ctx.size), pair[0]
+        )
+        if isinstance(photo, _Unreadable):
+            return photo
+        reading = _guarded(photos.open_mask, partial(photos.mask_white, size=ctx.size), pair[1])
+        if isinstance(reading, _Unreadable):
+            return reading
+        return photo, reading
+
+    with closing(_decoded(ctx, order, work)) as results:
+        items = ((m, reading, (p, m, photo)) for (p, m), (photo, reading) in results)
+        selection = _select_masks(ctx, profile, "test", masks_folder, items, polarity)
+    folder = layout.test_dir(test_set)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (_, (photo_path, _, (png, phash))) in enumerate(selection.kept):
+        ctx.wrote_photo(folder / file_name(index), photo_path, png, phash)
+    kept = [(bits, mask_path) for bits, (_, mask_path, _) in selection.kept]
+    records, specks = _write_masks(ctx, layout.mask_dir("test"), kept)
+    return selection.stats(
+        "test", masks_folder, polarity, specks, _bins(records), f"{pairing.rule} with {test_set}"
+    )
 
 
 def _import_masks(
