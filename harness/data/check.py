@@ -190,7 +190,12 @@ class _Scan:
         problems: list[Problem] = []
         for folder in self.expected:
             if folder not in self.seen and folder.parent in self.seen:
-                problems.append(Problem(folder, "folder missing", self.hint))
+                entry = self.expected[folder]
+                hint = self.hint
+                if entry is not None and entry[0] == 0:
+                    # `val: 0` means an empty folder, which copies (git, some rsyncs) drop.
+                    hint = f"create it empty (mkdir -p {folder}): a count of 0 keeps its folder"
+                problems.append(Problem(folder, "folder missing", hint))
         return problems
 
     def count_problems(self) -> list[Problem]:

@@ -42,7 +42,7 @@ from harness.data.mask_levels import SPECKLE_FRACTION, speckles
 from harness.data.pairs import Pairing, find_pairs, is_mask_name, read_pairs
 from harness.data.photos import MaskReading
 from harness.data.pngs import HOLE, KNOWN, TOO_LARGE, encode_png
-from harness.errors import DataError
+from harness.errors import DataError, storage_error
 from harness.progress import Reporter
 
 MaskPolarity = Literal["auto", "hole-white", "hole-black"]
@@ -164,6 +164,41 @@ def prepare_data(
                 f"masks:{split}",
                 f"masks for masks/{split}",
             )
+    try:
+        return _write_tree(
+            profile,
+            sources,
+            test_sets,
+            masks,
+            mask_polarity,
+            seed,
+            reporter,
+            overwrite,
+            skip_unreadable,
+            paired,
+            orders,
+        )
+    except OSError as error:
+        failure = storage_error(error, f"{root}: writing the data tree")
+        if failure is None:
+            raise
+        raise DataError(failure.message, failure.hint) from None
+
+
+def _write_tree(
+    profile: Profile,
+    sources: dict[str, Path],
+    test_sets: dict[str, Path],
+    masks: dict[str, Path],
+    mask_polarity: MaskPolarity,
+    seed: int,
+    reporter: Reporter,
+    overwrite: bool,
+    skip_unreadable: bool,
+    paired: tuple[str, Pairing] | None,
+    orders: dict[tuple[str, str], list[Path]],
+) -> PrepareReport:
+    root = profile.data_root
     skipped: list[tuple[Path, str]] = []
     workers = os.cpu_count() or 4
     with atomic_dir(root, overwrite=overwrite) as tmp, ThreadPoolExecutor(workers) as pool:
