@@ -7,11 +7,14 @@ records by type without opening them.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from test_bad_inputs import (
     HINT,
     Case,
@@ -108,6 +111,84 @@ def check_png_of_12000_squared(ws: Workspace) -> Case:
     return Case(data_check(ws), [str(path), "too large to decode", "expected 32x32", HINT])
 
 
+def yaml_merge_of_a_scalar(ws: Workspace) -> Case:
+    # Merge keys are supported (tests/test_config.py); merging a scalar is refused with a hint
+    # about merge keys, not about indentation.
+    text = ws.config.read_text().replace("  m0:\n", "  m0:\n    <<: 5\n", 1)
+    ws.config.write_text(text)
+    return Case(config_check(ws), [f"{ws.config}:", "`<<` merges a mapping", "<<: *anchor"])
+
+
+def _distinct_prepare_args(ws: Workspace, *extra: str) -> list[str]:
+    """`_prepare_args` with test photos that no training photo shares."""
+    args = _prepare_args(ws, *extra)
+    for i, path in enumerate(sorted((ws.root / "photos" / "faces").iterdir())):
+        Image.new("RGB", (40, 36), (200, 20 * i, 10)).save(path)
+    return args
+
+
+def prepare_photo_in_train_and_test(ws: Workspace) -> Case:
+    args = _distinct_prepare_args(ws)
+    shared = ws.root / "photos" / "faces" / "p0.png"
+    shared.unlink()
+    os.link(ws.root / "photos" / "scenes" / "p2.png", shared)  # a hard link to a training photo
+    return Case(
+        args, [str(shared), str(ws.root / "photos" / "scenes" / "p2.png"), "same image", HINT]
+    )
+
+
+def check_same_image_in_train_and_test(ws: Workspace) -> Case:
+    test = ws.png("test/faces_test/000000.png")
+    test.write_bytes(ws.png("sources/scenes/val/000000.png").read_bytes())
+    return Case(
+        data_check(ws), [str(test), "the same image (sha256) as", "sources/scenes/val", HINT]
+    )
+
+
+def prepare_bad_pairs_file(ws: Workspace) -> Case:
+    masks = ws.root / "photos" / "masks"
+    pairs = ws.root / "pairs.csv"
+    args = _distinct_prepare_args(ws, "--masks", f"test={masks}", "--pairs", f"faces_test={pairs}")
+    masks.mkdir()
+    Image.new("L", (40, 36), 0).save(masks / "m0.png")
+    pairs.write_text("p0.png,m0.png\np1.png m1.png\n")
+    return Case(args, [f"{pairs}:2:", "expected `image,mask`", HINT])
+
+
+def prepare_masks_of_two_test_sets(ws: Workspace) -> Case:
+    doc = ws.document()
+    doc["profiles"]["tiny"]["test_sets"] = {"faces_test": 2, "more_test": 2}
+    ws.write_config(doc)
+    masks = ws.root / "photos" / "masks"
+    args = _distinct_prepare_args(ws, "--masks", f"test={masks}")
+    more = ws.root / "photos" / "more"
+    shutil.copytree(ws.root / "photos" / "faces", more)
+    masks.mkdir()
+    for i in range(2):
+        Image.new("L", (40, 36), 0).save(masks / f"p{i}.png")
+    args += ["--test-set", f"more_test={more}"]
+    return Case(args, [str(masks), "faces_test, more_test", "one set of test masks", HINT])
+
+
+def prepare_masks_not_two_level(ws: Workspace) -> Case:
+    masks = ws.root / "photos" / "masks"
+    args = _distinct_prepare_args(ws, "--masks", f"test={masks}")
+    masks.mkdir()
+    ramp = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))
+    for i in range(2):
+        Image.fromarray(ramp).save(masks / f"ramp{i}.png")
+    return Case(args, [str(masks / "ramp0.png"), "not a two-level mask", HINT])
+
+
+def check_missing_empty_val_folder(ws: Workspace) -> Case:
+    doc = ws.document()
+    doc["profiles"]["tiny"]["sources"]["scenes"]["val"] = 0
+    ws.write_config(doc)
+    val = ws.png("sources/scenes/val")
+    shutil.rmtree(val)
+    return Case(data_check(ws), [str(val), "folder missing", "create it empty", "mkdir -p"])
+
+
 CASES: list[Callable[[Workspace], Case]] = [
     yaml_alias_bomb_in_hyperparameters,
     yaml_alias_bomb_as_metrics,
@@ -118,6 +199,13 @@ CASES: list[Callable[[Workspace], Case]] = [
     prepare_fifo_among_photos,
     prepare_photo_of_12000_squared,
     check_png_of_12000_squared,
+    yaml_merge_of_a_scalar,
+    prepare_photo_in_train_and_test,
+    check_same_image_in_train_and_test,
+    prepare_bad_pairs_file,
+    prepare_masks_of_two_test_sets,
+    prepare_masks_not_two_level,
+    check_missing_empty_val_folder,
 ]
 
 
