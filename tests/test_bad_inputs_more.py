@@ -189,6 +189,12 @@ def check_missing_empty_val_folder(ws: Workspace) -> Case:
     return Case(data_check(ws), [str(val), "folder missing", "create it empty", "mkdir -p"])
 
 
+def check_fifo_in_tree(ws: Workspace) -> Case:
+    fifo = ws.png("test/faces_test/000002.png")
+    os.mkfifo(fifo)
+    return Case(data_check(ws), [str(fifo), "unexpected file", "move or delete it"])
+
+
 CASES: list[Callable[[Workspace], Case]] = [
     yaml_alias_bomb_in_hyperparameters,
     yaml_alias_bomb_as_metrics,
@@ -206,6 +212,7 @@ CASES: list[Callable[[Workspace], Case]] = [
     prepare_masks_of_two_test_sets,
     prepare_masks_not_two_level,
     check_missing_empty_val_folder,
+    check_fifo_in_tree,
 ]
 
 

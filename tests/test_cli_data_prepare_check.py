@@ -126,6 +126,8 @@ def test_prepare_builds_a_tree_that_checks_ok(tmp_path: Path, config: Path, tiny
         "-q",
     )
     assert result.exit_code == 0, result.output
+    # Masks named 0.png, 1.png belong to no photo: the shuffle is said, even with -q.
+    assert "warning: masks/test (" in result.stderr and "at random" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == str(tiny.data_root)
     assert lines[1].split()[:2] == ["split", "polarity"]
