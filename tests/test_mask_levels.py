@@ -49,18 +49,23 @@ def test_threshold_is_otsus_and_jpeg_noise_makes_no_speckles() -> None:
         assert label(levels.white, connectivity=2).max() == 1
 
 
-def test_binary_masks_keep_their_pixels() -> None:
+@pytest.mark.parametrize("levels", [(0, 255), (0, 1), (127, 255)])
+def test_masks_of_exactly_two_values_keep_their_pixels(levels: tuple[int, int]) -> None:
     rng = np.random.default_rng(0)
     white = rng.random((40, 40)) < 0.3
-    levels = split_levels(np.where(white, 255, 0).astype(np.uint8))
-    assert levels.problem is None and np.array_equal(levels.white, white)
+    split = split_levels(np.where(white, levels[1], levels[0]).astype(np.uint8))
+    assert split.problem is None and np.array_equal(split.white, white)
 
 
 @pytest.mark.parametrize(
     ("gray", "fragment"),
     [
         (np.tile(np.arange(256, dtype=np.uint8), (64, 1)), "lie between its grey levels"),
-        (np.where(np.eye(32, dtype=bool), 140, 100).astype(np.uint8), "only 40 apart"),
+        (
+            # Two greys 40 apart, with the noise of a scan or a JPEG.
+            (np.where(np.eye(32, dtype=bool), 140, 100) + np.arange(32) % 3).astype(np.uint8),
+            "only 40 apart",
+        ),
     ],
     ids=["gradient", "low-contrast"],
 )

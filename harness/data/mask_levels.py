@@ -6,7 +6,8 @@ threshold of 128 turned the noise of a 127 background into hundreds of speckle h
 threshold is Otsu's (scikit-image's `threshold_otsu`): the level that best separates the mask's
 two grey populations, whatever they are.
 
-A mask is two-level when its two populations are far apart (MIN_CONTRAST grey levels between
+A mask is two-level when it holds exactly two grey values (0/255, or 0/1 as label masks are
+saved), or when its two populations are far apart (MIN_CONTRAST grey levels between
 their means) and few pixels (at most MAX_STRAY) lie in the middle half of the gap between them:
 JPEG noise and anti-aliased rims pass, a photo or a gradient does not. A single-level mask (all
 one grey) is thresholded at 128, the old rule, so that it is read as all hole or all known and
@@ -46,6 +47,8 @@ def split_levels(gray: np.ndarray) -> Levels:
         return Levels(gray > SINGLE_LEVEL_THRESHOLD, SINGLE_LEVEL_THRESHOLD, None)
     threshold = int(threshold_otsu(gray))
     white = gray > threshold
+    if np.count_nonzero(np.bincount(gray.ravel(), minlength=256)) == 2:
+        return Levels(white, threshold, None)  # exactly two values (0/255, or a 0/1 label mask)
     dark, light = float(gray[~white].mean()), float(gray[white].mean())
     gap = light - dark
     if gap < MIN_CONTRAST:
