@@ -356,3 +356,12 @@ def test_val_zero_is_prepared_checked_and_run(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert "folder missing" not in run.stderr
     assert (tmp_path / "run" / "report" / "report.md").is_file()
+
+
+def test_flat_images_are_not_called_near_copies(tmp_path: Path) -> None:
+    # Uniform photos of different colours hash alike (their bits are rounding noise).
+    red, blue = Image.new("RGB", (64, 64), (200, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 200))
+    assert perceptual_hash(red) is None and perceptual_hash(blue) is None
+    profile = profile_of(tmp_path)
+    report = prepare(profile, tmp_path, {"faces_test": photos(tmp_path / "t", 4, blue=40)})
+    assert not [w for w in report.warnings if w.startswith("near-duplicate")]

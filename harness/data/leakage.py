@@ -4,7 +4,8 @@ Exact copies (a copy, a symbolic or hard link, or another file that decodes to t
 give the same PNG bytes in a data tree, so the same sha256: `data prepare` and `data check`
 refuse them, naming both files. Near copies (re-encoded, resized, slightly edited) are found by
 a perceptual hash (`imagehash.phash`, a 64-bit DCT hash): pairs within NEAR_BITS bits are
-reported as a warning, since unrelated photos can now and then land that close too.
+reported as a warning, since unrelated photos can now and then land that close too. Flat images
+(grey-level spread under FLAT_STD) are left out of that comparison.
 
 Duplicates inside one role (two training sources, two test sets) are not leakage and are left
 alone; masks are not photos and are never compared.
@@ -26,6 +27,9 @@ Role = Literal["train", "val", "test"]
 # Hamming distance (of 64 bits) at or under which two photos are called near copies. A JPEG
 # re-encode or a resize of one photo lands at 0-4; different photos mostly at 20-40.
 NEAR_BITS = 6
+# A (nearly) flat image has no structure for the hash to describe: its bits are rounding noise,
+# and two flat images of different colours would look like copies. They are not compared.
+FLAT_STD = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,10 @@ def exact_duplicates(digests: dict[Path, str], root: Path) -> list[Duplicate]:
     return sorted(found, key=lambda d: (str(d.first), str(d.second)))
 
 
-def perceptual_hash(image: Image.Image) -> np.ndarray:
-    """The 64-bit perceptual hash of `image` as 64 booleans."""
+def perceptual_hash(image: Image.Image) -> np.ndarray | None:
+    """The 64-bit perceptual hash of `image` as 64 booleans; None for a flat image."""
+    if float(np.asarray(image.convert("L"), dtype=np.float64).std()) < FLAT_STD:
+        return None
     return np.asarray(imagehash.phash(image).hash, dtype=bool).reshape(64)
 
 

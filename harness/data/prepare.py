@@ -100,11 +100,12 @@ class _Context:
     hashes: dict[Path, np.ndarray] = field(default_factory=dict)  # written photo → its phash
     warnings: list[str] = field(default_factory=list)
 
-    def wrote_photo(self, dest: Path, origin: Path, png: bytes, phash: np.ndarray) -> None:
+    def wrote_photo(self, dest: Path, origin: Path, png: bytes, phash: np.ndarray | None) -> None:
         dest.write_bytes(png)
         self.origins[dest] = origin
         self.digests[dest] = hashlib.sha256(png).hexdigest()
-        self.hashes[dest] = phash
+        if phash is not None:
+            self.hashes[dest] = phash
 
 
 def prepare_data(
@@ -482,7 +483,7 @@ def _import_photos(
     return written
 
 
-def _photo_png(image: Image.Image, size: int) -> tuple[bytes, np.ndarray]:
+def _photo_png(image: Image.Image, size: int) -> tuple[bytes, np.ndarray | None]:
     """The photo's PNG bytes at `size`², and the perceptual hash of those pixels."""
     square = photos.fit_square(image, size, Image.Resampling.LANCZOS)
     return encode_png(np.asarray(square, dtype=np.uint8)), perceptual_hash(square)
