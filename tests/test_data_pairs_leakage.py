@@ -365,3 +365,20 @@ def test_flat_images_are_not_called_near_copies(tmp_path: Path) -> None:
     profile = profile_of(tmp_path)
     report = prepare(profile, tmp_path, {"faces_test": photos(tmp_path / "t", 4, blue=40)})
     assert not [w for w in report.warnings if w.startswith("near-duplicate")]
+
+
+def test_a_few_names_shared_by_accident_do_not_pair(tmp_path: Path) -> None:
+    from harness.data.pairs import find_pairs
+
+    # Numbered files of unrelated folders: 3 of 10 photo stems happen to be mask stems too.
+    photos_ = [tmp_path / "p" / f"{i:05d}.jpg" for i in (1, 2, 3, 40001, 40002, 40003, 40004)]
+    masks = [tmp_path / "m" / f"{i:05d}.png" for i in range(100)]
+    assert find_pairs(photos_, tmp_path / "p", masks, tmp_path / "m") is None
+    # Every photo with its mask (the smaller side complete): the stem rule applies.
+    pairing = find_pairs(photos_[:3], tmp_path / "p", masks, tmp_path / "m")
+    assert pairing is not None and pairing.rule == "stem"
+    assert [(p.stem, m.stem) for p, m in pairing.pairs] == [
+        ("00001",) * 2,
+        ("00002",) * 2,
+        ("00003",) * 2,
+    ]
