@@ -199,9 +199,20 @@ def test_masks_that_pair_with_two_test_sets_are_refused(tmp_path: Path) -> None:
     for i in range(4):
         write_mask(tmp_path / "masks" / f"p{i:02d}.png", i)
     profile = profile_of(tmp_path, test_sets=("a_test", "b_test"))
-    with pytest.raises(DataError, match="pair with the photos of test sets a_test, b_test"):
+    with pytest.raises(DataError, match="pair with the photos of test sets a_test, b_test") as e:
         prepare(profile, tmp_path, {"a_test": a, "b_test": b}, masks={"test": tmp_path / "masks"})
+    assert "--no-pairing" in (e.value.hint or "")
     assert not profile.data_root.exists()
+    # The seed layout on request: one set of test masks shared at random, no pairing, no warning.
+    report = prepare(
+        profile,
+        tmp_path,
+        {"a_test": a, "b_test": b},
+        masks={"test": tmp_path / "masks"},
+        pair_masks=False,
+    )
+    assert report.masks[2].pairing is None
+    assert not [w for w in report.warnings if "at random" in w]
 
 
 # --- leakage ---------------------------------------------------------------------------------

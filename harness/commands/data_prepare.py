@@ -100,6 +100,11 @@ def named(pairs: tuple[tuple[str, Path], ...], allowed: list[str], option: str) 
     metavar="TEST_SET=FILE",
     help="Which test mask belongs to which photo: `image,mask` lines (else by name or stem).",
 )
+@click.option(
+    "--no-pairing",
+    is_flag=True,
+    help="Share test masks among all test sets at random (seeded), even where names match.",
+)
 @seed_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing data tree.")
 @click.option(
@@ -116,6 +121,7 @@ def prepare(
     masks: tuple,
     mask_polarity: MaskPolarity,
     pairs: tuple,
+    no_pairing: bool,
     seed: int | None,
     overwrite: bool,
     skip_unreadable: bool,
@@ -126,7 +132,8 @@ def prepare(
     Photos are turned upright, converted to RGB, resized by their shorter side, centre-cropped
     and split with a seeded shuffle. Masks become 255 = hole, split at their own grey levels;
     missing splits are generated. Test masks that belong to a test set's photos (same name or
-    stem, or --pairs) stay with their photos. A photo in two of train, val and test is refused.
+    stem, or --pairs) stay with their photos, unless --no-pairing. A photo in two of train,
+    val and test is refused.
 
     \b
     Example:
@@ -147,6 +154,7 @@ def prepare(
         overwrite,
         skip_unreadable,
         named(pairs, list(prof.test_sets), "--pairs"),
+        not no_pairing,
     )
     click.echo(report.root)
     click.echo(mask_table(report))

@@ -119,6 +119,7 @@ def prepare_data(
     overwrite: bool = False,
     skip_unreadable: bool = False,
     pairs: dict[str, Path] | None = None,
+    pair_masks: bool = True,
 ) -> PrepareReport:
     """Build profile.data_root, with its manifests, from folders of photos and masks.
 
@@ -129,7 +130,9 @@ def prepare_data(
     `hole-black`, or `auto` (white is the hole unless the median white fraction of the chosen
     masks is over 0.5). When the test masks belong to a test set's photos (`pairs`: a pairs
     file per test set, else by name or stem, `harness.data.pairs`), each kept photo keeps its
-    own mask. A photo in two of train, val and test (same PNG bytes) is refused, naming both
+    own mask (with `pair_masks` False, test masks are shared by every test set in a seeded
+    shuffle, the seed layout). A photo in two of train, val and test (same PNG bytes) is
+    refused, naming both
     input files; near copies (perceptual hash) are warned about in the report.
 
     Raises DataError before writing anything if a folder is missing or too small, and leaves
@@ -140,7 +143,10 @@ def prepare_data(
     if root.exists() and not overwrite:
         raise DataError(f"{root}: already exists", "pass --overwrite to replace it")
     _warn_shared(sources, test_sets, reporter)
-    paired = _test_pairing(profile, test_sets, masks.get("test"), pairs or {})
+    paired = (
+        _test_pairing(profile, test_sets, masks.get("test"), pairs or {}) if pair_masks else None
+    )
+    notes = _pairing_warnings(test_sets, masks.get("test"), paired, pair_masks)
     orders: dict[tuple[str, str], list[Path]] = {}
     for name, folder in sources.items():
         train, val = profile.sources[name]
@@ -178,6 +184,7 @@ def prepare_data(
             skip_unreadable,
             paired,
             orders,
+            notes,
         )
     except OSError as error:
         failure = storage_error(error, f"{root}: writing the data tree")
@@ -198,6 +205,7 @@ def _write_tree(
     skip_unreadable: bool,
     paired: tuple[str, Pairing] | None,
     orders: dict[tuple[str, str], list[Path]],
+    notes: list[str],
 ) -> PrepareReport:
     root = profile.data_root
     skipped: list[tuple[Path, str]] = []
@@ -251,7 +259,7 @@ def _write_tree(
                 stats.append(_generate_masks(ctx, profile, split, seed, layout.mask_dir(split)))
         _refuse_leaks(ctx, tmp)
         write_data_manifest(tmp)
-    warnings = _pairing_warnings(test_sets, masks.get("test"), paired) + ctx.warnings
+    warnings = notes + ctx.warnings
     return PrepareReport(root, images, tuple(stats), tuple(skipped), tuple(warnings))
 
 
@@ -300,7 +308,8 @@ def _test_pairing(
             f"{test_masks}: the test masks pair with the photos of test sets "
             f"{', '.join(sorted(found))}, but a data tree holds one set of test masks, shared "
             "by all test sets",
-            "prepare each such test set in a profile of its own, or pass --pairs for one",
+            "prepare each such test set in a profile of its own, pass --pairs for one, or "
+            "pass --no-pairing to share the masks among all test sets at random (seeded)",
         )
     if not found:
         return None
@@ -321,10 +330,13 @@ def _test_pairing(
 
 
 def _pairing_warnings(
-    test_sets: dict[str, Path], test_masks: Path | None, paired: tuple[str, Pairing] | None
+    test_sets: dict[str, Path],
+    test_masks: Path | None,
+    paired: tuple[str, Pairing] | None,
+    pairs_wanted: bool,
 ) -> list[str]:
-    if test_masks is None:
-        return []  # generated masks: random by design
+    if test_masks is None or not pairs_wanted:
+        return []  # generated masks, or --no-pairing: random by design
     others = [name for name in test_sets if paired is None or name != paired[0]]
     if not others:
         return []
