@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import click
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import HarnessError, storage_error
 
 
 class HarnessGroup(click.Group):
-    """Turn every `HarnessError` raised below into a clean one-line error with exit status 1."""
+    """Turn every `HarnessError` raised below into a clean one-line error with exit status 1,
+    and so too a read-only folder or a full disk (`storage_error`)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except HarnessError as error:
             raise click.ClickException(str(error)) from error
+        except (OSError, sqlite3.OperationalError) as error:
+            translated = storage_error(error)
+            if translated is None:
+                raise
+            raise click.ClickException(str(translated)) from error
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})

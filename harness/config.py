@@ -6,6 +6,7 @@ Every error names the file and the YAML path of the field (`models.aotgan.batch_
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ DEFAULT_CONFIG = Path("benchmark.yaml")
 _DURATION = re.compile(r"^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _SIZE_FACTORS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 _YAML_HINT = "fix the syntax there (indentation, an unclosed bracket or quote, a missing colon)"
+# A benchmark.yaml expands to a few hundred nodes; aliases could make it billions ("billion
+# laughs"), which schema validation would walk for minutes. Counted on the composed node graph,
+# where an alias is one shared node, so the count itself never expands anything.
+MAX_YAML_NODES = 100_000
+# Budgets and caps beyond 30 days are typos (a unit or digits too many), not experiments.
+MAX_DURATION_S = 30 * 24 * 3600.0
 
 
 def parse_duration(text: str) -> float:
@@ -106,22 +113,80 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    """Construct a mapping; explicit duplicate keys are refused, merge keys (`<<: *base`) are
+    expanded as YAML 1.1 says: explicit keys win over merged ones, earlier merges over later."""
     seen: dict[Any, Any] = {}
+    merged: list[yaml.Node] = []
     for key_node, value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            merged.append(value_node)
+            continue
         key = loader.construct_object(key_node)
         if key in seen:
             line = key_node.start_mark.line + 1
             raise ConfigError(f"{loader.name}:{line}: duplicate key {key!r}", "keep one of them")
         seen[key] = loader.construct_object(value_node, deep=True)
-    return seen
+    inherited: dict[Any, Any] = {}
+    for value_node in merged:
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                line = source.start_mark.line + 1
+                raise ConfigError(
+                    f"{loader.name}:{line}: `<<` merges a mapping or a list of mappings, "
+                    f"got {type(source).__name__}",
+                    "write `<<: *anchor` where `anchor` names a mapping (`base: &anchor {...}`)",
+                )
+            for key, value in _construct_mapping(loader, source).items():
+                inherited.setdefault(key, value)
+    return {**{k: v for k, v in inherited.items() if k not in seen}, **seen}
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Count the nodes `root` stands for once every alias is expanded, up to `limit` + 1.
+
+    Each distinct node is counted once (memoized by identity), so a bomb of depth d costs O(d)
+    here, not O(10^d). A node that contains itself (a recursive alias) counts as over the limit.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in visiting:
+            return limit + 1
+        visiting.add(id(node))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total = min(limit + 1, total + size(child))
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                total = min(limit + 1, total + size(key) + size(value))
+        visiting.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
 def read_yaml(path: Path) -> Any:
-    """Parse YAML with duplicate keys refused; syntax errors name the file, line and column."""
+    """Parse YAML with duplicate keys refused; syntax errors name the file, line and column.
+
+    Only a regular file is opened (a FIFO would block the open for ever), and a document whose
+    aliases expand to more than MAX_YAML_NODES nodes is refused before it is built.
+    """
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(
+                f"{path}: not a regular file ({file_kind(mode)}): not opened",
+                "pass --config the path of a YAML file",
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
@@ -139,7 +204,16 @@ def read_yaml(path: Path) -> Any:
     try:
         loader = _UniqueKeyLoader(text)
         loader.name = str(path)
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{path}: YAML aliases expand to more than {MAX_YAML_NODES:,} values "
+                "(or refer to themselves): refused before expanding them",
+                "write the values out, or use fewer nested aliases (*name)",
+            )
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -153,6 +227,20 @@ def read_yaml(path: Path) -> Any:
             loader.dispose()
 
 
+def file_kind(mode: int) -> str:
+    """Name the kind of a file that is not a regular one, from its `st_mode`."""
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def load_benchmark(path: Path = DEFAULT_CONFIG) -> Benchmark:
     """Read and validate benchmark.yaml, including the cross-references the schema cannot see."""
     document = read_yaml(path)
@@ -164,6 +252,7 @@ def load_benchmark(path: Path = DEFAULT_CONFIG) -> Benchmark:
         hint="see the comments in benchmark.yaml and harness/schemas/benchmark.schema.json",
     )
     problems: list[str] = []
+    durations: list[str] = []
     models = document["models"]
     for pname, profile in document["profiles"].items():
         for i, model in enumerate(profile["models"]):
@@ -177,18 +266,55 @@ def load_benchmark(path: Path = DEFAULT_CONFIG) -> Benchmark:
                 problems.append(
                     f"profiles.{pname}.model_overrides.{model}: model not in this profile's models"
                 )
+        durations += _budget_problems(pname, profile)
         low, high = profile["masks"].get("hole_range", [0.01, 0.6])
         if not low < high:
             problems.append(
                 f"profiles.{pname}.masks.hole_range: expected [low, high] with low < high,"
                 f" got [{low}, {high}]"
             )
+    runtime = document.get("runtime", {})
+    for field_name in ("setup_cap", "grace", "predict_cap"):
+        if field_name in runtime:
+            durations += _duration_problems(
+                f"runtime.{field_name}", runtime[field_name], zero_ok=field_name == "grace"
+            )
     if problems:
         raise ConfigError(
             "\n".join(f"{path}: {p}" for p in problems),
             "define each model under `models:` and list it in the profile's `models`",
         )
+    if durations:
+        raise ConfigError(
+            "\n".join(f"{path}: {p}" for p in durations),
+            f"give a duration over 0 s and at most {MAX_DURATION_S / 86400:g} days "
+            "(e.g. 45s, 30m, 2h; grace may be 0s)",
+        )
     return Benchmark(path=path, document=document)
+
+
+def _budget_problems(pname: str, profile: dict[str, Any]) -> list[str]:
+    """A train budget of 0 s ends every job at once; 10^20 h is a typo. Both are refused here,
+    not in the first job file that carries them."""
+    problems = _duration_problems(f"profiles.{pname}.train_budget", profile["train_budget"])
+    for model, over in profile.get("model_overrides", {}).items():
+        if "train_budget" in over:
+            problems += _duration_problems(
+                f"profiles.{pname}.model_overrides.{model}.train_budget", over["train_budget"]
+            )
+    return problems
+
+
+def _duration_problems(where: str, text: str, zero_ok: bool = False) -> list[str]:
+    seconds = parse_duration(text)  # the schema's pattern has already matched it
+    if seconds == 0 and not zero_ok:
+        return [f"{where}: {text!r} is zero: a job would stop before it starts"]
+    if seconds > MAX_DURATION_S:
+        return [
+            f"{where}: {text!r} is {seconds:.3g} s, over the limit of "
+            f"{MAX_DURATION_S / 86400:g} days"
+        ]
+    return []
 
 
 def _resolve_profile(bench: Benchmark, name: str) -> Profile:

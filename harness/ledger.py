@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.errors import LedgerError
+from harness.errors import LedgerError, storage_error
 
 LEDGER_NAME = "ledger.sqlite"
 StepStatus = Literal["running", "done", "failed"]
@@ -401,6 +401,10 @@ def check_ledger(path: Path) -> None:
 
 
 def _damaged(path: Path, reason: str) -> LedgerError:
+    # A full disk or a read-only folder is not damage: say so, instead of "restore a backup".
+    failure = storage_error(sqlite3.OperationalError(reason), str(path))
+    if failure is not None:
+        return LedgerError(failure.message, failure.hint)
     return LedgerError(
         f"{path}: not a readable ledger ({reason})",
         f"restore it from a backup, or move it aside to redo every step of the run"

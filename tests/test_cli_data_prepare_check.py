@@ -50,10 +50,10 @@ def run(*args: str | Path) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-def photos(folder: Path, count: int) -> Path:
+def photos(folder: Path, count: int, blue: int = 200) -> Path:
     folder.mkdir(parents=True)
     for i in range(count):
-        Image.new("RGB", (48, 40), (30 * i, 100, 200)).save(folder / f"p{i}.jpg", quality=95)
+        Image.new("RGB", (48, 40), (30 * i, 100, blue)).save(folder / f"p{i}.jpg", quality=95)
     return folder
 
 
@@ -100,7 +100,7 @@ def test_check_of_a_missing_tree(config: Path, tiny: Profile) -> None:
 
 def test_prepare_builds_a_tree_that_checks_ok(tmp_path: Path, config: Path, tiny: Profile) -> None:
     photos(tmp_path / "scenes", 5)
-    photos(tmp_path / "scenes_test", 2)
+    photos(tmp_path / "scenes_test", 2, blue=60)  # a photo shared with training is refused
     masks = tmp_path / "masks"
     masks.mkdir()
     for i, fraction in enumerate((0.2, 0.45)):
@@ -126,6 +126,8 @@ def test_prepare_builds_a_tree_that_checks_ok(tmp_path: Path, config: Path, tiny
         "-q",
     )
     assert result.exit_code == 0, result.output
+    # Masks named 0.png, 1.png belong to no photo: the shuffle is said, even with -q.
+    assert "warning: masks/test (" in result.stderr and "at random" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == str(tiny.data_root)
     assert lines[1].split()[:2] == ["split", "polarity"]
@@ -196,7 +198,7 @@ def test_prepare_names_an_unreadable_photo_and_exits_1(
 
 
 def test_prepare_needs_every_source(tmp_path: Path, config: Path) -> None:
-    photos(tmp_path / "scenes_test", 2)
+    photos(tmp_path / "scenes_test", 2, blue=60)  # a photo shared with training is refused
     result = run(
         "data",
         "prepare",

@@ -175,3 +175,64 @@ def test_fuzzed_field_values_fail_only_with_config_errors(tmp_path_factory, fiel
 def test_non_string_keys_are_named_not_crashed_on(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError, match="unknown field"):
         load_benchmark(write(tmp_path, text))
+
+
+def test_a_benchmark_with_merge_keys_loads(tmp_path: Path, document: dict) -> None:
+    # One model's entry anchored, another inheriting it and overriding batch_size: the
+    # `<<: *base` a YAML user writes to share settings.
+    text = (
+        "models:\n"
+        "  madf: &base {image: images/madf, batch_size: 4, hyperparameters: {lr: 0.001}}\n"
+        "  aotgan:\n"
+        "    <<: *base\n"
+        "    image: images/aotgan\n"
+    )
+    rest = {k: v for k, v in document.items() if k != "models"}
+    others = {k: v for k, v in document["models"].items() if k not in ("madf", "aotgan")}
+    body = text + "".join(f"  {line}\n" for line in yaml.safe_dump(others).splitlines())
+    path = write(tmp_path, body + yaml.safe_dump(rest, sort_keys=False))
+    models = load_benchmark(path).document["models"]
+    assert models["aotgan"] == {
+        "image": "images/aotgan",
+        "batch_size": 4,
+        "hyperparameters": {"lr": 0.001},
+    }
+    assert models == yaml.safe_load(path.read_text())["models"]  # PyYAML's merge agrees
+
+
+def test_merge_keys_resolve_like_pyyaml(tmp_path: Path) -> None:
+    from harness.config import read_yaml
+
+    text = (
+        "base: &base {a: 1, b: 2}\n"
+        "other: &other {b: 9, c: 3}\n"
+        "one: {<<: *base, b: 5}\n"
+        "many: {<<: [*base, *other], d: 4}\n"
+    )
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    assert read_yaml(path) == yaml.safe_load(text)
+    assert read_yaml(path)["one"] == {"a": 1, "b": 5}
+
+
+def test_duplicate_explicit_keys_are_still_refused_beside_a_merge(tmp_path: Path) -> None:
+    from harness.config import read_yaml
+
+    path = tmp_path / "m.yaml"
+    path.write_text("base: &base {a: 1}\none:\n  <<: *base\n  b: 1\n  b: 2\n")
+    with pytest.raises(ConfigError, match="duplicate key 'b'"):
+        read_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("budget", "fragment"),
+    [("0s", "is zero"), ("0h0m", "is zero"), ("100000000000000000000h", "over the limit")],
+)
+def test_zero_and_absurd_budgets_are_refused(
+    tmp_path: Path, document: dict, budget: str, fragment: str
+) -> None:
+    document["profiles"]["sample"]["train_budget"] = budget
+    with pytest.raises(ConfigError) as raised:
+        load_benchmark(write(tmp_path, document))
+    assert "profiles.sample.train_budget" in str(raised.value)
+    assert fragment in str(raised.value)

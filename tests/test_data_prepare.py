@@ -39,11 +39,18 @@ def colour(i: int) -> tuple[int, int, int]:
     return (20 * i % 256, 255 - 20 * i % 256, 128)
 
 
-def photo_folder(folder: Path, count: int, size: tuple[int, int] = (40, 50)) -> Path:
+def photo_folder(
+    folder: Path, count: int, size: tuple[int, int] = (40, 50), blue: int = 128
+) -> Path:
     folder.mkdir(parents=True)
     for i in range(count):
-        Image.new("RGB", size, colour(i)).save(folder / f"photo{i:02d}.png")
+        Image.new("RGB", size, (*colour(i)[:2], blue)).save(folder / f"photo{i:02d}.png")
     return folder
+
+
+def other_photos(folder: Path, count: int, size: tuple[int, int] = (40, 50)) -> Path:
+    """Test photos: other pixels than any training photo's (a shared photo is refused)."""
+    return photo_folder(folder, count, size, blue=40)
 
 
 def mask_folder(
@@ -237,7 +244,7 @@ def test_a_prepared_tree_passes_the_check(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     photo_folder(tmp_path / "photos", 6)
-    photo_folder(tmp_path / "t", 3, size=(64, 48))
+    other_photos(tmp_path / "t", 3, size=(64, 48))
     report = prepare(profile, tmp_path)
     assert report.root == profile.data_root and report.images == 3 + 2 + 2
     assert check_data(profile, SilentReporter(quiet=True)) == []
@@ -251,7 +258,7 @@ def test_the_split_is_seeded_and_disjoint(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     photo_folder(tmp_path / "photos", 8)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
 
     def chosen(seed: int) -> list[int]:
         prepare(profile, tmp_path, seed=seed, overwrite=True)
@@ -272,7 +279,7 @@ def test_not_enough_photos_names_the_folder_and_counts(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     photo_folder(tmp_path / "photos", 4)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     with pytest.raises(DataError) as error:
         prepare(profile, tmp_path)
     assert error.value.message == (
@@ -285,7 +292,7 @@ def test_a_corrupt_photo_fails_late_and_leaves_nothing(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     photo_folder(tmp_path / "photos", 5)
-    bad = photo_folder(tmp_path / "t", 2) / "photo01.png"
+    bad = other_photos(tmp_path / "t", 2) / "photo01.png"
     bad.write_bytes(bad.read_bytes()[:60])
     with pytest.raises(DataError, match=r"t/photo01\.png: unreadable image") as error:
         prepare(profile, tmp_path)
@@ -297,7 +304,7 @@ def test_a_failure_keeps_the_previous_tree(
     tmp_path: Path, profile: Profile, generated: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     photo_folder(tmp_path / "photos", 5)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     prepare(profile, tmp_path)
     before = (profile.data_root / "manifest.json").read_text()
 
@@ -316,7 +323,7 @@ def test_an_existing_tree_needs_overwrite(
 ) -> None:
     profile.data_root.mkdir(parents=True)
     photo_folder(tmp_path / "photos", 5)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     with pytest.raises(DataError, match="already exists") as error:
         prepare(profile, tmp_path)
     assert error.value.hint == "pass --overwrite to replace it"
@@ -326,7 +333,7 @@ def test_skip_unreadable_takes_the_next_file_and_reports_it(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     folder = photo_folder(tmp_path / "photos", 8)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     for i in range(3):
         (folder / f"photo{i:02d}.png").write_bytes(b"")
     reporter = NoteReporter()
@@ -350,7 +357,7 @@ def test_skip_unreadable_takes_the_next_file_and_reports_it(
 
 def test_unknown_and_missing_names_are_refused(tmp_path: Path, profile: Profile) -> None:
     photo_folder(tmp_path / "photos", 5)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     with pytest.raises(DataError, match="source 'faces' is not in profile fixture"):
         prepare(
             profile, tmp_path, sources={"scenes": tmp_path / "photos", "faces": tmp_path / "photos"}
@@ -366,7 +373,7 @@ def test_auto_polarity_detects_both_conventions(
     tmp_path: Path, profile: Profile, generated: list, hole_white: bool, expected: str
 ) -> None:
     photo_folder(tmp_path / "photos", 5)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     fractions = [0.1, 0.2, 0.3, 0.4]
     mask_folder(tmp_path / "m", fractions, hole_white=hole_white)
     reporter = NoteReporter()
@@ -387,7 +394,7 @@ def test_explicit_polarity_overrides_auto_and_out_of_range_masks_are_replaced(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     photo_folder(tmp_path / "photos", 5)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     # White = hole; two masks are empty (fraction 0) and one is 80% hole: all outside.
     mask_folder(tmp_path / "m", [0.0, 0.25, 0.8, 0.0, 0.35, 0.45])
     report = prepare(profile, tmp_path, masks={"test": tmp_path / "m"}, mask_polarity="hole-white")
@@ -396,16 +403,20 @@ def test_explicit_polarity_overrides_auto_and_out_of_range_masks_are_replaced(
     records = read_mask_manifest(DataLayout(profile.data_root).mask_dir("test"))
     assert len(records) == 2 and all(0.01 < r.hole_fraction <= 0.6 for r in records)
     assert sum(test.bins.values()) == 2
-    assert all(p.name in ("m0.png", "m2.png", "m3.png") for p in test.excluded)
+    # Left out in seeded order, each named with its reason.
+    assert {p.name for p, _ in test.excluded} <= {"m0.png", "m2.png", "m3.png"}
+    assert all("outside (0.01, 0.6]" in why for _, why in test.excluded)
 
 
 def test_too_few_masks_in_range_names_the_polarity(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     photo_folder(tmp_path / "photos", 5)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     mask_folder(tmp_path / "m", [0.2, 0.3, 0.25])
-    with pytest.raises(DataError, match=r"found 0 \(3 outside, read as hole-black") as error:
+    with pytest.raises(
+        DataError, match=r"found 0 \(read as hole-black.*; 3 left out, e.g. "
+    ) as error:
         prepare(profile, tmp_path, masks={"train": tmp_path / "m"}, mask_polarity="hole-black")
     assert "--mask-polarity" in (error.value.hint or "")
 
@@ -414,7 +425,7 @@ def test_rgb_and_antialiased_masks_are_binarised_with_nearest(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     photo_folder(tmp_path / "photos", 5)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     folder = tmp_path / "m"
     folder.mkdir()
     yy, xx = np.mgrid[:100, :100]
@@ -440,7 +451,7 @@ def test_mask_table_lists_every_split_and_bin(
     tmp_path: Path, profile: Profile, generated: list
 ) -> None:
     photo_folder(tmp_path / "photos", 5)
-    photo_folder(tmp_path / "t", 2)
+    other_photos(tmp_path / "t", 2)
     mask_folder(tmp_path / "m", [0.15, 0.15, 0.35, 0.55])
     report = prepare(profile, tmp_path, masks={"val": tmp_path / "m"})
     lines = mask_table(report).splitlines()
@@ -454,6 +465,7 @@ def test_mask_table_lists_every_split_and_bin(
         "(0.4,0.5]",
         "(0.5,0.6]",
         "excluded",
+        "specks",
         "from",
     ]
     assert lines[1].split() == [
@@ -462,6 +474,7 @@ def test_mask_table_lists_every_split_and_bin(
         "0",
         "0",
         "3",
+        "0",
         "0",
         "0",
         "0",

@@ -1,13 +1,16 @@
-"""kill -9 of `inpaint-bench run` at 20 seeded random moments, each followed by a rerun.
+"""kill -9 of `inpaint-bench run` at 20 observed states of the run, each followed by a rerun.
 
-A reference run, uninterrupted, gives the run's length T, its timeline (when each step began
-and ended) and the results to match. 20 moments are drawn uniformly from (0, T) by a seeded
-generator and sorted; each is placed in the reference's timeline as "start-up", "step S plus x
-seconds" or "report plus x seconds". One run folder takes the kills in order: its run is killed
-with SIGKILL when it reaches the first moment (S begins in the ledger, then x seconds), the rerun
-in the same folder at the next, and so on, so that reruns, which skip what is done, are still
-killed in every phase. A rerun that finishes before its moment completed (checked like the final
-one) and the moment moves on to a fresh folder. After the 20th kill the folder is rerun to the end.
+An uninterrupted reference run gives the steps, in the order the harness runs them, and the
+results to match. The 20 moments are states a watcher can see in the run folder, never points
+on a clock, so that they are hit the same way on an idle or a busy machine: start-up (run.json
+written), each step seen running in the ledger, each step seen done in the ledger (the harness
+is between steps or starting the next), and the report (every step done, the harness still
+alive). One run folder takes the kills in order: its run is killed with SIGKILL as soon as the
+first state is seen, the rerun in the same folder at the next, and so on, so that reruns, which
+skip what is done, are still killed in every phase. A state that this folder can no longer
+reach (its step already done) moves on to a fresh folder, as does a run that finishes before
+its state was seen (checked like the final one). After the 20th kill the folder is rerun to the
+end.
 
 After every kill: the ledger passes `PRAGMA integrity_check`, no job the killed harness started
 outlives it, and every step recorded done before is still done under the same attempt and start
@@ -18,7 +21,6 @@ rows) and prediction PNGs, byte for byte: the fixture model is deterministic.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -33,7 +35,6 @@ from runs import FAULTY
 
 BIN = Path(sys.executable).parent / "inpaint-bench"
 KILLS = 20
-SEED = 20240917
 MODELS = ("m0", "m1")
 MAX_RUNS = 60  # kills plus completions; far above what the seeded moments need
 
@@ -121,66 +122,58 @@ def results(run_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(files)}
 
 
-REPORT = "report"  # the anchor of moments after the last step: report building and exit
+REPORT = "report"  # the state after the last step: report building and exit
 
 
 @dataclass(frozen=True)
 class Moment:
-    """A point of the reference run's timeline, as the step running then and how far into it."""
+    """A state of the run that a watcher can see: `kind` of `step` ("kind label" in the ledger)."""
 
-    at: float  # seconds after the reference run started
-    anchor: str | None  # "kind label" of that step; None: start-up, before any step; or REPORT
-    offset: float  # seconds after the anchor began (after launch, for start-up)
+    kind: str  # "start-up", "running", "done" or REPORT
+    step: str | None = None
 
-
-def draw_moments(steps: Steps, started: float, length: float, rng: random.Random) -> list[Moment]:
-    """KILLS moments spread uniformly over (0, length), sorted, each placed in its step."""
-    spans = sorted((v[2] - started, v[3] - started, k) for k, v in steps.items())
-    last = max(end for _, end, _ in spans)
-    moments = []
-    for at in sorted(rng.uniform(0.0, length) for _ in range(KILLS)):
-        if at < spans[0][0]:
-            moments.append(Moment(at, None, at))
-        elif at >= last:
-            moments.append(Moment(at, REPORT, at - last))
-        else:
-            begin, _, key = max(span for span in spans if span[0] <= at)
-            moments.append(Moment(at, key, at - begin))
-    return moments
+    def __str__(self) -> str:
+        return self.kind if self.step is None else f"{self.step} {self.kind}"
 
 
-def anchor_time(moment: Moment, steps: Steps, launched: float, total: int) -> float | None:
-    """When this run reached the moment's anchor (time.time()), or None while it has not."""
-    if moment.anchor is None:
-        return launched
-    if moment.anchor == REPORT:
-        if len(steps) < total or any(v[0] != "done" for v in steps.values()):
-            return None
-        return max(launched, *(v[3] or 0.0 for v in steps.values()))
-    mine = steps.get(moment.anchor)
-    if mine is not None and mine[2] >= launched:
-        return mine[2]
-    if mine is not None and mine[0] == "done":
-        # Done before this run began (an earlier kill overshot it): anchor on its first step.
-        begun = [v[2] for v in steps.values() if v[2] >= launched]
-        return min(begun) if begun else None
-    return None
+def moments_of(steps: Steps) -> list[Moment]:
+    """Start-up, each step running and done (in the reference's order), the report: 20 states
+    for the fixture's 9 steps."""
+    order = sorted(steps, key=lambda k: steps[k][2])
+    inner = [Moment(kind, key) for key in order for kind in ("running", "done")]
+    return [Moment("start-up"), *inner, Moment(REPORT)]
+
+
+def reached(moment: Moment, run_dir: Path, steps: Steps, launched: float, total: int) -> bool:
+    """Whether this run (launched at `launched`) is in `moment`'s state now."""
+    if moment.kind == "start-up":
+        return (run_dir / "run.json").exists()
+    if moment.kind == REPORT:
+        return len(steps) == total and all(v[0] == "done" for v in steps.values())
+    mine = steps.get(moment.step or "")
+    if mine is None:
+        return False
+    if moment.kind == "running":
+        return mine[0] == "running" and mine[2] >= launched
+    return mine[0] == "done" and (mine[3] or 0.0) >= launched
+
+
+def reachable(moment: Moment, done: Steps) -> bool:
+    """A rerun skips steps done in its folder: their states cannot come again there."""
+    return moment.step is None or moment.step not in done
 
 
 def run_to(moment: Moment, argv: list[str], run_dir: Path, total: int) -> int | None:
-    """Run the harness and SIGKILL it at `moment`; None if killed, else its exit status."""
+    """Run the harness and SIGKILL it as soon as `moment`'s state is seen; None if killed, else
+    its exit status (it finished before the state was seen)."""
     launched = time.time()
     harness = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline: float | None = None
     while harness.poll() is None:
-        if deadline is None:
-            begin = anchor_time(moment, poll_steps(run_dir), launched, total)
-            deadline = None if begin is None else begin + moment.offset
-        if deadline is not None and time.time() >= deadline:
+        if reached(moment, run_dir, poll_steps(run_dir), launched, total):
             os.kill(harness.pid, signal.SIGKILL)
             harness.wait()
             return None
-        time.sleep(0.02)
+        time.sleep(0.01)
     return harness.returncode
 
 
@@ -199,6 +192,7 @@ class Tally:
     completed: int = 0
     folders: int = 1
     phases: list[str] = field(default_factory=list)
+    moments: list[str] = field(default_factory=list)
     done_checked: int = 0
 
 
@@ -224,16 +218,15 @@ def check_completed(run_dir: Path, reference: dict[str, bytes], scores: list[tup
 def test_kill_9_at_20_moments_loses_nothing_and_redoes_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     reference_dir = tmp_path / "reference"
-    started = time.time()
     first = subprocess.run(command(config, reference_dir), capture_output=True, text=True)
-    length = time.time() - started
     assert first.returncode == 0, first.stdout + first.stderr
     reference = results(reference_dir)
     _, reference_steps, scores = read_ledger(reference_dir)
     assert len([k for k in reference if k.endswith(".png")]) == 3 * len(MODELS)
     assert scores
     total = len(reference_steps)
-    moments = draw_moments(reference_steps, started, length, random.Random(SEED))
+    moments = moments_of(reference_steps)
+    assert len(moments) == KILLS, [str(m) for m in moments]
 
     tally = Tally()
     run_dir = tmp_path / "run-1"
@@ -242,6 +235,10 @@ def test_kill_9_at_20_moments_loses_nothing_and_redoes_nothing(tmp_path: Path) -
     for _ in range(MAX_RUNS):
         if not pending:
             break
+        if not reachable(pending[0], done):
+            tally.folders += 1
+            run_dir = tmp_path / f"run-{tally.folders}"
+            done = {}
         status = run_to(pending[0], command(config, run_dir), run_dir, total)
         if status is not None:
             # Finished before the moment came: a rerun that completed. Next, a fresh folder.
@@ -253,7 +250,7 @@ def test_kill_9_at_20_moments_loses_nothing_and_redoes_nothing(tmp_path: Path) -
             run_dir = tmp_path / f"run-{tally.folders}"
             done = {}
             continue
-        pending.pop(0)
+        tally.moments.append(str(pending.pop(0)))
         tally.kills += 1
         deadline = time.monotonic() + 10
         while jobs_of(run_dir) and time.monotonic() < deadline:
@@ -272,9 +269,10 @@ def test_kill_9_at_20_moments_loses_nothing_and_redoes_nothing(tmp_path: Path) -
     steps = check_completed(run_dir, reference, scores)
     tally.done_checked += never_redone(done, steps, "final rerun")
     attempts = sum(v[1] for v in steps.values())
+    assert {"start-up", "describe", "train", "predict", "score", REPORT} <= set(tally.phases)
     print(
-        f"\nkill -9: reference run {length:.1f} s, {total} steps; {tally.kills} kills at"
-        f" {[round(m.at, 1) for m in moments]} s over {tally.folders} run folder(s);"
+        f"\nkill -9: reference run of {total} steps; {tally.kills} kills at {tally.moments}"
+        f" over {tally.folders} run folder(s);"
         f" {tally.completed} runs completed, each equal to the reference; {tally.done_checked}"
         f" done-step checks, 0 redone; attempts in the last ledger: {attempts}; killed during:"
         f" {tally.phases}"

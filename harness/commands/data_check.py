@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.data.check import check_data, expected_file_count
+from harness.data.check import Problem, check_data, expected_file_count
 from harness.options import config_option, profile_option, quiet_option, resolve_profile
 from harness.progress import make_reporter
 
@@ -27,7 +27,11 @@ def check(config_path: Path, profile: str, quiet: bool) -> None:
         inpaint-bench data check --profile sample
     """
     _, prof = resolve_profile(config_path, profile)
-    problems = check_data(prof, make_reporter(quiet))
+    warnings: list[Problem] = []
+    problems = check_data(prof, make_reporter(quiet), warnings)
+    for warning in warnings[:MAX_SHOWN]:
+        click.echo(f"warning: {warning.path}: {warning.message}", err=True)
+        click.echo(f"  hint: {warning.hint}", err=True)
     if not problems:
         click.echo(f"ok: {expected_file_count(prof)} files checked in {prof.data_root}")
         return

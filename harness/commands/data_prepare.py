@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from harness.data.layout import MASK_SPLITS
-from harness.data.prepare import MaskPolarity, mask_table, prepare_data
+from harness.data.prepare import MaskPolarity, mask_table, prepare_data, report_lines
 from harness.options import (
     config_option,
     profile_option,
@@ -19,12 +19,14 @@ from harness.options import (
 from harness.progress import make_reporter
 
 _FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 class NamedFolder(click.ParamType):
     """`NAME=DIR` → (NAME, existing folder DIR)."""
 
     name = "NAME=DIR"
+    kind = _FOLDER
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -33,8 +35,15 @@ class NamedFolder(click.ParamType):
             return value
         name, sep, folder = str(value).partition("=")
         if not sep or not name or not folder:
-            self.fail(f"expected NAME=DIR, got {value!r}", param, ctx)
-        return name, _FOLDER.convert(folder, param, ctx)
+            self.fail(f"expected {self.name}, got {value!r}", param, ctx)
+        return name, self.kind.convert(folder, param, ctx)
+
+
+class NamedFile(NamedFolder):
+    """`NAME=FILE` → (NAME, existing file FILE)."""
+
+    name = "NAME=FILE"
+    kind = _FILE
 
 
 def named(pairs: tuple[tuple[str, Path], ...], allowed: list[str], option: str) -> dict[str, Path]:
@@ -83,6 +92,19 @@ def named(pairs: tuple[tuple[str, Path], ...], allowed: list[str], option: str) 
     show_default=True,
     help="Which colour means hole in the --masks folders (auto: by median area).",
 )
+@click.option(
+    "--pairs",
+    "pairs",
+    type=NamedFile(),
+    multiple=True,
+    metavar="TEST_SET=FILE",
+    help="Which test mask belongs to which photo: `image,mask` lines (else by name or stem).",
+)
+@click.option(
+    "--no-pairing",
+    is_flag=True,
+    help="Share test masks among all test sets at random (seeded), even where names match.",
+)
 @seed_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing data tree.")
 @click.option(
@@ -98,6 +120,8 @@ def prepare(
     test_sets: tuple,
     masks: tuple,
     mask_polarity: MaskPolarity,
+    pairs: tuple,
+    no_pairing: bool,
     seed: int | None,
     overwrite: bool,
     skip_unreadable: bool,
@@ -106,7 +130,10 @@ def prepare(
     """Import photos (any size and format PIL reads) and masks into a profile's data tree.
 
     Photos are turned upright, converted to RGB, resized by their shorter side, centre-cropped
-    and split with a seeded shuffle. Masks become 255 = hole; missing splits are generated.
+    and split with a seeded shuffle. Masks become 255 = hole, split at their own grey levels;
+    missing splits are generated. Test masks that belong to a test set's photos (same name or
+    stem, or --pairs) stay with their photos, unless --no-pairing. A photo in two of train,
+    val and test is refused.
 
     \b
     Example:
@@ -126,6 +153,10 @@ def prepare(
         make_reporter(quiet),
         overwrite,
         skip_unreadable,
+        named(pairs, list(prof.test_sets), "--pairs"),
+        not no_pairing,
     )
     click.echo(report.root)
     click.echo(mask_table(report))
+    for line in report_lines(report):
+        click.echo(line, err=True)

@@ -23,7 +23,8 @@ from PIL import Image
 
 from harness.config import Profile
 from harness.data.layout import MANIFEST, MASK_SPLITS, SOURCE_SPLITS, DataLayout, file_name
-from harness.data.pngs import HOLE, KNOWN
+from harness.data.leakage import exact_duplicates, near_duplicates, perceptual_hash, role_of
+from harness.data.pngs import HOLE, KNOWN, TOO_LARGE, refuse_too_large
 from harness.progress import Reporter
 
 Kind = Literal["image", "mask"]
@@ -58,13 +59,17 @@ def rebuild_hint(profile: Profile) -> str:
     return f"re-run `inpaint-bench data prepare --profile {profile.name} ... --overwrite`"
 
 
-def check_data(profile: Profile, reporter: Reporter) -> list[Problem]:
+def check_data(
+    profile: Profile, reporter: Reporter, warnings: list[Problem] | None = None
+) -> list[Problem]:
     """Return every problem of the data tree at `profile.data_root`; never raise on bad data.
 
     Checks folders, counts, file names, PNG format (8-bit RGB images, 8-bit L masks with
     255 = hole and a hole fraction in the profile's `hole_range`, open below, closed above),
-    test image/mask pairing and, where present, the sha256 of every file against the manifests.
-    Symbolic links are reported and never followed.
+    test image/mask pairing, the same image in two of train, val and test (same sha256) and,
+    where present, the sha256 of every file against the manifests. Symbolic links are reported
+    and never followed. Near copies across splits (perceptual hash, `harness.data.leakage`) are
+    not problems: they are appended to `warnings`, or noted through `reporter` without it.
     """
     layout = DataLayout(profile.data_root)
     hint = rebuild_hint(profile)
@@ -74,8 +79,14 @@ def check_data(profile: Profile, reporter: Reporter) -> list[Problem]:
     scan.walk(layout.root)
     problems = scan.problems + scan.missing_folders()
     problems += scan.count_problems()
-    digests, file_problems = _inspect_all(scan.files, profile, hint, reporter)
+    digests, hashes, file_problems = _inspect_all(scan.files, profile, hint, reporter)
     problems += file_problems
+    problems += _leak_problems(layout.root, digests)
+    near = _near_copies(layout.root, hashes, digests)
+    if warnings is not None:
+        warnings += near
+    for problem in near if warnings is None else []:
+        reporter.note(f"warning: {problem.path}: {problem.message}")
     problems += _pairing_problems(layout, profile, scan.found)
     problems += _manifest_problems(layout, profile, scan, digests, hint)
     return problems
@@ -179,7 +190,12 @@ class _Scan:
         problems: list[Problem] = []
         for folder in self.expected:
             if folder not in self.seen and folder.parent in self.seen:
-                problems.append(Problem(folder, "folder missing", self.hint))
+                entry = self.expected[folder]
+                hint = self.hint
+                if entry is not None and entry[0] == 0:
+                    # `val: 0` means an empty folder, which copies (git, some rsyncs) drop.
+                    hint = f"create it empty (mkdir -p {folder}): a count of 0 keeps its folder"
+                problems.append(Problem(folder, "folder missing", hint))
         return problems
 
     def count_problems(self) -> list[Problem]:
@@ -210,22 +226,52 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
 
 
+def _leak_problems(root: Path, digests: dict[Path, str]) -> list[Problem]:
+    return [
+        Problem(
+            dup.first,
+            f"the same image (sha256) as {dup.second}: a test or validation image must not be "
+            f"a training image ({role_of(dup.first.relative_to(root))} and "
+            f"{role_of(dup.second.relative_to(root))})",
+            "replace one of the two by another photo, or rebuild the tree with `inpaint-bench "
+            "data prepare`, which refuses such copies",
+        )
+        for dup in exact_duplicates(digests, root)
+    ]
+
+
+def _near_copies(
+    root: Path, hashes: dict[Path, np.ndarray], digests: dict[Path, str]
+) -> list[Problem]:
+    return [
+        Problem(
+            dup.first,
+            f"near copy of {dup.second} ({dup.distance} of 64 bits of perceptual hash apart)",
+            "look at both: if they show the same scene, replace one of them",
+        )
+        for dup in near_duplicates(hashes, digests, root)
+    ]
+
+
 def _inspect_all(
     files: list[tuple[Path, Kind]], profile: Profile, hint: str, reporter: Reporter
-) -> tuple[dict[Path, str], list[Problem]]:
+) -> tuple[dict[Path, str], dict[Path, np.ndarray], list[Problem]]:
     digests: dict[Path, str] = {}
+    hashes: dict[Path, np.ndarray] = {}
     problems: list[Problem] = []
     workers = min(32, (os.cpu_count() or 1) + 4)
     with ThreadPoolExecutor(workers) as pool:
         results = _bounded_map(
             pool, lambda item: _inspect(item[0], item[1], profile, hint), files, 4 * workers
         )
-        for path, digest, found in reporter.track(results, len(files), "checking files"):
+        for path, digest, phash, found in reporter.track(results, len(files), "checking files"):
             if digest is not None:
                 digests[path] = digest
+            if phash is not None:
+                hashes[path] = phash
             problems += found
     problems.sort(key=lambda p: str(p.path))
-    return digests, problems
+    return digests, hashes, problems
 
 
 def _bounded_map(
@@ -244,36 +290,49 @@ def _bounded_map(
 
 def _inspect(
     path: Path, kind: Kind, profile: Profile, hint: str
-) -> tuple[Path, str | None, list[Problem]]:
-    """Read `path` once, hash it and decode it; return its sha256 and its problems."""
+) -> tuple[Path, str | None, np.ndarray | None, list[Problem]]:
+    """Read `path` once, hash it and decode it; return its sha256, the perceptual hash of an
+    image (None for masks and bad files) and its problems."""
+    digest, pixels, problems = _decode(path, kind, profile, hint)
+    phash = None
+    if kind == "image" and not problems and pixels is not None:
+        phash = perceptual_hash(Image.fromarray(pixels))
+    if kind == "mask" and not problems and pixels is not None:
+        problems = _mask_problems(path, pixels, profile, hint)
+    return path, digest, phash, problems
+
+
+def _decode(
+    path: Path, kind: Kind, profile: Profile, hint: str
+) -> tuple[str | None, np.ndarray | None, list[Problem]]:
     try:
         data = path.read_bytes()
     except OSError as error:
-        return path, None, [Problem(path, f"cannot read: {error.strerror}", "check permissions")]
+        return None, None, [Problem(path, f"cannot read: {error.strerror}", "check permissions")]
     digest = hashlib.sha256(data).hexdigest()
     if not data:
-        return path, digest, [Problem(path, "empty file (0 bytes)", hint)]
+        return digest, None, [Problem(path, "empty file (0 bytes)", hint)]
     try:
         with Image.open(io.BytesIO(data)) as image:
+            refuse_too_large(image)
             if image.format != "PNG":
-                return path, digest, [Problem(path, f"not a PNG: holds {image.format} data", hint)]
+                return digest, None, [Problem(path, f"not a PNG: holds {image.format} data", hint)]
             problems = _header_problems(path, kind, data, image.size, profile, hint)
             if problems:
                 # A wrong header means rebuilding the file anyway; decoding it could be huge.
-                return path, digest, problems
+                return digest, None, problems
             image.load()
-            pixels = np.asarray(image) if kind == "mask" else None
-    except Image.DecompressionBombError as error:
+            return digest, np.asarray(image), []
+    except TOO_LARGE as error:
         side = profile.image_size
         return (
-            path,
             digest,
+            None,
             [Problem(path, f"too large to decode: {error}; expected {side}x{side}", hint)],
         )
     except Exception as error:  # PIL raises many types on bad bytes: all mean "corrupt"
         reason = f"{type(error).__name__}: {error}"
-        return path, digest, [Problem(path, f"corrupt or unreadable image ({reason})", hint)]
-    return path, digest, _mask_problems(path, pixels, profile, hint) if pixels is not None else []
+        return digest, None, [Problem(path, f"corrupt or unreadable image ({reason})", hint)]
 
 
 def _header_problems(

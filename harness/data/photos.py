@@ -10,23 +10,32 @@ Conventions, chosen once here:
   PIL's own conversion would clip everything above 255 to white. `F` is clipped to [0, 255].
 * CMYK, YCbCr, P and L go through PIL's `convert("RGB")`; embedded ICC profiles are ignored.
 * Photos: the shorter side is resized to `size` (Lanczos), then the centre `size`² is cropped.
-  Masks: luminance thresholded at 128 (≥ 128 is white) at full resolution, then the same
-  resize and crop with NEAREST, so they stay binary.
+  Masks: luminance thresholded at full resolution at a level chosen from the mask's own grey
+  levels (Otsu, `harness.data.mask_levels`), then the same resize and crop with NEAREST, so they
+  stay binary.
+* Only regular files are listed and opened: a FIFO named like a photo would block the import.
+* Images over Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`, 89.5 Mpixels) are
+  refused, not decoded (a 12000² PNG took 1.7 GB): `harness.data.pngs` makes Pillow's warning
+  an error.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from harness.data.pngs import encode_png
+from harness.config import file_kind
+from harness.data.mask_levels import split_levels
+from harness.data.pngs import encode_png, refuse_too_large
+from harness.errors import DataError
 
 PHOTO_BACKGROUND = (255, 255, 255)
 MASK_BACKGROUND = (0, 0, 0)
-MASK_THRESHOLD = 128
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
@@ -44,6 +53,19 @@ def image_files(folder: Path) -> list[Path]:
             for f in files
             if not f.startswith(".") and Path(f).suffix.lower() in readable
         ]
+    for path in found:
+        try:
+            mode = path.stat().st_mode
+        except OSError as error:
+            raise DataError(
+                f"{path}: cannot read: {error.strerror or error}",
+                "remove it or fix its permissions (a broken link?)",
+            ) from None
+        if not stat.S_ISREG(mode):
+            raise DataError(
+                f"{path}: not a regular file ({file_kind(mode)}): not opened",
+                "remove it from the folder: photos and masks are regular files",
+            )
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
@@ -84,6 +106,7 @@ def fit_square(image: Image.Image, size: int, resample: Image.Resampling) -> Ima
 def open_photo(path: Path, size: int) -> Image.Image:
     """Decode `path` upright as 8-bit RGB. Raises whatever PIL raises on a bad file."""
     with Image.open(path) as image:
+        refuse_too_large(image)
         # JPEG only: decode at 1/2, 1/4 or 1/8 scale while staying ≥ 2x the target, as
         # Image.thumbnail does (reducing_gap=2), so large photos load fast at full quality.
         image.draft(None, (2 * size, 2 * size))
@@ -100,11 +123,22 @@ def photo_png(image: Image.Image, size: int) -> bytes:
 def open_mask(path: Path) -> Image.Image:
     """Decode `path` upright as 8-bit luminance (L). Raises whatever PIL raises on a bad file."""
     with Image.open(path) as image:
+        refuse_too_large(image)
         return flatten(ImageOps.exif_transpose(image), MASK_BACKGROUND).convert("L")
 
 
-def mask_white(gray: Image.Image, size: int) -> np.ndarray:
-    """Threshold `gray` at 128 and fit it to `size`²: bool HxW, True where the mask is white."""
-    binary = np.where(np.asarray(gray) >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
+@dataclass(frozen=True)
+class MaskReading:
+    """An imported mask at `size`², before polarity: True where it is white."""
+
+    white: np.ndarray  # bool size x size
+    threshold: int  # grey level: white is above it
+    problem: str | None  # why it is not a two-level mask (then it is left out), or None
+
+
+def mask_white(gray: Image.Image, size: int) -> MaskReading:
+    """Threshold `gray` at its Otsu level and fit it to `size`² (see the module docstring)."""
+    levels = split_levels(np.asarray(gray, dtype=np.uint8))
+    binary = np.where(levels.white, 255, 0).astype(np.uint8)
     square = fit_square(Image.fromarray(binary, "L"), size, Image.Resampling.NEAREST)
-    return np.asarray(square) == 255
+    return MaskReading(np.asarray(square) == 255, levels.threshold, levels.problem)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,23 @@ from harness.errors import DataError
 
 HOLE = 255
 KNOWN = 0
+# Pillow only warns between MAX_IMAGE_PIXELS and twice that, then decodes (1.7 GB for a 12000²
+# PNG). The harness never wants such an image decoded: make the warning an error everywhere, so
+# the readers' `except` clauses report the file instead.
+# (`refuse_too_large` checks again where warning filters were reset, as under pytest.)
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+TOO_LARGE = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def refuse_too_large(image: Image.Image) -> None:
+    """Raise DecompressionBombError if `image` (opened, not decoded) is over Pillow's limit."""
+    width, height = image.size
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise Image.DecompressionBombError(
+            f"{width}x{height} is {width * height / 1e6:.1f} Mpixels, over the limit of "
+            f"{limit / 1e6:.1f} Mpixels."
+        )
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -66,9 +84,15 @@ _CHECK_HINT = "run `inpaint-bench data check` on the data tree for every problem
 
 def _opened(path: Path) -> Image.Image:
     try:
-        return Image.open(path)
+        image = Image.open(path)
     except Exception as error:  # PIL raises many types on bad bytes: all mean "unreadable"
         raise DataError(f"{path}: unreadable image ({type(error).__name__}: {error})") from None
+    try:
+        refuse_too_large(image)
+        return image
+    except Image.DecompressionBombError as error:
+        image.close()
+        raise DataError(f"{path}: too large to decode ({error})", _CHECK_HINT) from None
 
 
 def _pixels(path: Path, image: Image.Image) -> np.ndarray:

@@ -21,6 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from harness.data.atomic import atomic_dir
+from harness.errors import storage_error
 from harness.progress import Reporter, SilentReporter
 from harness.report import render
 from harness.report.figures import area_plot, curves_plot
@@ -180,19 +181,25 @@ def build_report(
     directions = direction_map([*metrics, *asked_set_metrics(run)], run.sidecar_directions())
     doc = Document(f"inpaint-bench report: {run.run_dir.name}")
     target = run.run_dir / REPORT_DIR
-    with atomic_dir(target, overwrite=True) as tmp:
-        out = _Writer(tmp, doc, directions)
-        warning = _plumbing_warning(run, doc)
-        doc.heading(2, "Run", "run")
-        out.plain("run", run_table(run), "The run: versions, profile, runner, device, data.")
-        main = _main_section(run, out)
-        _raw_section(run, out)
-        _area_section(run, out, metrics)
-        _qualitative_section(run, out, reporter)
-        _complexity_section(run, out)
-        _training_section(run, out)
-        (tmp / "report.md").write_text(doc.render_markdown())
-        (tmp / "report.html").write_text(doc.render_html())
+    try:
+        with atomic_dir(target, overwrite=True) as tmp:
+            out = _Writer(tmp, doc, directions)
+            warning = _plumbing_warning(run, doc)
+            doc.heading(2, "Run", "run")
+            out.plain("run", run_table(run), "The run: versions, profile, runner, device, data.")
+            main = _main_section(run, out)
+            _raw_section(run, out)
+            _area_section(run, out, metrics)
+            _qualitative_section(run, out, reporter)
+            _complexity_section(run, out)
+            _training_section(run, out)
+            (tmp / "report.md").write_text(doc.render_markdown())
+            (tmp / "report.html").write_text(doc.render_html())
+    except OSError as error:
+        failure = storage_error(error, f"{target}: writing the report")
+        if failure is None:
+            raise
+        raise failure from None
     return ReportResult(target, f"{warning}\n\n{main}" if warning else main)
 
 
