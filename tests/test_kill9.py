@@ -21,10 +21,12 @@ rows) and prediction PNGs, byte for byte: the fixture model is deterministic.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,17 +54,23 @@ def command(config: Path, run_dir: Path) -> list[str]:
 
 
 def read_ledger(run_dir: Path) -> tuple[bool, Steps, list[tuple]]:
-    """(integrity ok, steps, score rows) read through a read-only connection: the rerun, not
-    this check, is what must recover a ledger left mid-transaction."""
+    """(integrity ok, steps, score rows) of a copy of the ledger and its WAL files: the rerun,
+    not this check, is what must recover the ledger a kill left mid-transaction, and a WAL that
+    needs recovery cannot be read through a read-only connection at all."""
     path = run_dir / "ledger.sqlite"
     if not path.exists():
         return True, {}, []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        ok = conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        return ok, _steps(conn), _scores(conn)
-    finally:
-        conn.close()
+    with tempfile.TemporaryDirectory(prefix="ledger-copy-") as tmp:
+        for suffix in ("", "-wal", "-shm"):
+            source = path.with_name(path.name + suffix)
+            if source.exists():
+                shutil.copy2(source, Path(tmp) / (path.name + suffix))
+        conn = sqlite3.connect(Path(tmp) / path.name)
+        try:
+            ok = conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            return ok, _steps(conn), _scores(conn)
+        finally:
+            conn.close()
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -250,7 +258,8 @@ def test_kill_9_at_20_moments_loses_nothing_and_redoes_nothing(tmp_path: Path) -
             run_dir = tmp_path / f"run-{tally.folders}"
             done = {}
             continue
-        tally.moments.append(str(pending.pop(0)))
+        moment = pending.pop(0)
+        tally.moments.append(str(moment))
         tally.kills += 1
         deadline = time.monotonic() + 10
         while jobs_of(run_dir) and time.monotonic() < deadline:
@@ -258,7 +267,11 @@ def test_kill_9_at_20_moments_loses_nothing_and_redoes_nothing(tmp_path: Path) -
         assert jobs_of(run_dir) == [], f"kill {tally.kills}: a job outlived the killed harness"
         ok, steps, _ = read_ledger(run_dir)
         assert ok, f"kill {tally.kills}: the ledger fails integrity_check"
-        tally.phases.append(phase(steps, total))
+        # Killed on seeing run.json: within the watcher's poll the harness may already have
+        # made the masked test inputs (milliseconds), but no model step has begun: that is
+        # still a kill at start-up.
+        at_start = moment.kind == "start-up" and all(k.startswith("inputs ") for k in steps)
+        tally.phases.append("start-up" if at_start else phase(steps, total))
         tally.done_checked += never_redone(done, steps, f"kill {tally.kills}")
         done.update({k: v for k, v in steps.items() if v[0] == "done"})
     assert tally.kills == KILLS, f"only {tally.kills} kills in {MAX_RUNS} runs"
@@ -269,7 +282,8 @@ def test_kill_9_at_20_moments_loses_nothing_and_redoes_nothing(tmp_path: Path) -
     steps = check_completed(run_dir, reference, scores)
     tally.done_checked += never_redone(done, steps, "final rerun")
     attempts = sum(v[1] for v in steps.values())
-    assert {"start-up", "describe", "train", "predict", "score", REPORT} <= set(tally.phases)
+    phases = {"start-up", "describe", "train", "predict", "score", REPORT}
+    assert phases <= set(tally.phases), f"phases hit: {tally.phases} at {tally.moments}"
     print(
         f"\nkill -9: reference run of {total} steps; {tally.kills} kills at {tally.moments}"
         f" over {tally.folders} run folder(s);"
