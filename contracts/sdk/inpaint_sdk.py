@@ -1,7 +1,10 @@
 """The image side of contract v1, for adapters: job, events, budget, SIGTERM, PNG files.
 
 Stdlib, numpy and pillow only (jsonschema when installed, to validate the job as the harness
-does). An adapter calls `run_adapter({"train": train, "predict": predict, ...})` from `main()`.
+does). A torch model subclasses `inpaint_loop.TorchModel` and lets that module run the commands; a
+model without torch (the classical baseline) writes its handlers with the helpers here
+(`JobConfig`, `start_run`, `stop_run`, `predict_loop`, `write_describe`, `train_nothing`) and calls
+`run_and_exit({"train": train, "predict": predict, ...})` from `main()`.
 
     python adapter.py train   $INPAINT_JOB      # exit 0, also when the budget or SIGTERM stops it
     python adapter.py predict $INPAINT_JOB
@@ -23,9 +26,9 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from PIL import Image
@@ -140,6 +143,9 @@ class Job:
         return path
 
 
+Handler = Callable[[Job, Events, StopFlag], None]
+
+
 def _schema_dir() -> Path | None:
     here = Path(__file__).resolve().parent
     for candidate in (os.environ.get("INPAINT_CONTRACTS"), here.parent / "v1", here / "v1"):
@@ -190,6 +196,94 @@ def load_job(path: Path, command: str) -> Job:
     if doc.get("command") != command:
         raise JobInvalid(f"{path}: command: job is for {doc.get('command')!r}, run as {command!r}")
     return Job(doc, mount("INPAINT_DATA"), mount("INPAINT_CHECKPOINTS"), mount("INPAINT_OUTPUTS"))
+
+
+class JobConfig:
+    """Mixin for an adapter's frozen `TrainConfig` dataclass: its defaults equal the manifest's
+    `defaults`, and `from_job` overrides them with the job's `hyperparameters`, `image_size` and
+    `batch_size`. Checks of their own go in `__post_init__` (raise JobInvalid naming the field)."""
+
+    @classmethod
+    def from_job(cls, job: Job | Mapping[str, Any]) -> Self:
+        hp = dict(job.get("hyperparameters", {}))
+        names = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        known = sorted(set(names) - {"image_size", "batch_size"})
+        unknown = sorted(set(hp) - set(known))
+        if unknown:
+            raise JobInvalid(f"hyperparameters: unknown field(s) {unknown} (allowed: {known})")
+        for name, value in hp.items():
+            if isinstance(names[name].default, tuple) and isinstance(value, list):
+                hp[name] = tuple(value)  # JSON has arrays only; frozen configs hold tuples
+        return cls(**hp, image_size=int(job["image_size"]), batch_size=int(job["batch_size"]))
+
+    @classmethod
+    def from_saved(cls, config: Mapping[str, Any]) -> Self:
+        """The config a checkpoint recorded (derived entries such as TFill's working_size
+        dropped)."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in config.items() if k in names})
+
+
+def read_manifest(folder: Path | None = None) -> dict[str, Any]:
+    """The image's manifest: `folder`/manifest.json (the adapter's own folder), else the working
+    directory's (the local runner's), else /inpaint/manifest.json (the image's copy)."""
+    for candidate in (folder, Path.cwd(), Path("/inpaint")):
+        if candidate is not None and (Path(candidate) / "manifest.json").is_file():
+            return dict(json.loads((Path(candidate) / "manifest.json").read_text()))
+    raise BadData("manifest.json: not found next to the adapter, in the working dir or /inpaint")
+
+
+def start_run(
+    events: Events, job: Job, device: str, config: Mapping[str, Any], resumed_from_step: int = 0
+) -> None:
+    """Emit `run_start`: the budget clock of a `train` starts here."""
+    events.emit(
+        "run_start",
+        contract_version=CONTRACT_VERSION,
+        command=job.command,
+        job_id=job["job_id"],
+        device=device,
+        config=dict(config),
+        resumed_from_step=resumed_from_step,
+    )
+
+
+def stop_run(
+    events: Events, reason: str, step: int = 0, images_seen: int = 0, message: str | None = None
+) -> None:
+    """Emit `run_stop`: `stopped` for SIGTERM/SIGINT, else `completed` (failures are
+    run_adapter's)."""
+    status = "stopped" if reason in ("sigterm", "sigint") else "completed"
+    reason = "sigterm" if reason == "sigint" else reason
+    events.emit(
+        "run_stop",
+        status=status,
+        reason=reason,
+        step=step,
+        images_seen=images_seen,
+        message=message,
+    )
+
+
+def write_describe(job: Job, events: Events, manifest: Mapping[str, Any], **report: Any) -> None:
+    """Write outputs/describe.json (its `model` is the manifest's name, as the contract says)
+    and emit the closing `run_stop`."""
+    doc = {"contract_version": CONTRACT_VERSION, "model": manifest["name"], **report}
+    with atomic_target(job.outputs / "describe.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=1, allow_nan=False))
+    stop_run(events, "done")
+
+
+def train_nothing(
+    job: Job, events: Events, config: Mapping[str, Any], checkpoint: str = "state.json"
+) -> None:
+    """`train` of a `trains: false` model: run_start, a checkpoint of `config` (so predict has
+    one to find, as after any train), run_stop with step 0."""
+    start_run(events, job, "cpu", config)
+    with atomic_target(job.checkpoints / checkpoint) as tmp:
+        tmp.write_text(json.dumps({**config, "step": 0}))
+    events.emit("checkpoint", step=0, images_seen=0, path=checkpoint)
+    stop_run(events, "done", message="non-learned baseline: nothing to train")
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -286,27 +380,12 @@ def predict_loop(
     SIGTERM between batches)."""
     pairs = predict_pairs(job)
     out = output_dir(job)
-    events.emit(
-        "run_start",
-        contract_version=CONTRACT_VERSION,
-        command="predict",
-        job_id=job["job_id"],
-        device=device,
-        config=dict(config),
-        resumed_from_step=0,
-    )
+    start_run(events, job, device, config)
     batch = int(job["batch_size"])
     done = 0
     for start in range(0, len(pairs), batch):
         if stop:
-            events.emit(
-                "run_stop",
-                status="stopped",
-                reason="sigterm",
-                step=done,
-                images_seen=done,
-                message=None,
-            )
+            stop_run(events, "sigterm", done, done)
             return
         chunk = pairs[start : start + batch]
         rgb = np.stack([read_rgb(image) for _, image, _ in chunk])
@@ -315,14 +394,10 @@ def predict_loop(
             write_png(out / name, result)
         done += len(chunk)
         events.emit("progress", step=done, images_seen=done, losses={}, total=len(pairs))
-    events.emit(
-        "run_stop", status="completed", reason="done", step=done, images_seen=done, message=None
-    )
+    stop_run(events, "done", done, done)
 
 
 # --- entry point ---------------------------------------------------------------------------
-
-Handler = Callable[[Job, Events, StopFlag], None]
 
 
 def run_and_exit(handlers: Mapping[str, Handler]) -> None:
