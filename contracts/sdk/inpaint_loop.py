@@ -27,7 +27,6 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +68,26 @@ FLOP_COUNTER = "torch.utils.flop_counter.FlopCounterMode"
 
 
 class Context:
-    """What the hooks may tell the run: warnings (events), and notes such as where the loss
-    network's weights came from, which go into run_start's `config` and, top level, into every
-    checkpoint (so `build` finds them again in `saved` on resume)."""
+    """What the hooks may tell the run: warnings, and notes such as where the loss network's
+    weights came from, which go into run_start's `config` and, top level, into every checkpoint
+    (so `build` finds them again in `saved` on resume)."""
 
     def __init__(self, events: Events) -> None:
         self.events = events
         self.notes: dict[str, Any] = {}
+        self.pending: list[str] | None = []  # warnings wait for run_start, the first event
 
     def warn(self, message: str) -> None:
-        self.events.emit("warning", message=message)
+        if self.pending is None:
+            self.events.emit("warning", message=message)
+        else:
+            self.pending.append(message)
+
+    def started(self) -> None:
+        """run_start is out: emit the warnings held back until now."""
+        pending, self.pending = self.pending or [], None
+        for message in pending:
+            self.warn(message)
 
     def note(self, name: str, value: Any) -> Any:
         self.notes[name] = value
@@ -90,12 +99,14 @@ class TorchModel:
     write the hooks marked *required*; `train`, `predict`, `describe` and `main` below call them.
 
     `nets` is whatever `build` returns (a module, a namespace of networks and optimisers, the
-    authors' model object): the loop only hands it back to the hooks.
+    authors' model object): the loop only hands it back to the hooks. `self.device` is the job's
+    torch device, set before any hook runs.
     """
 
     Config: type[JobConfig]  # a frozen dataclass whose defaults equal the manifest's
     checkpoint: str = "model.pt"  # file name in the checkpoints mount
     shaping: tuple[str, ...] = ("image_size",)  # config fields a resumed run must share
+    lr_field: str = "lr"  # the config field progress events report as `lr`
     warmup: bool = True  # take the first step before run_start (see `train`)
     # Do not begin a step that the last one's duration says would end past the budget (steps
     # of seconds); False spends the budget to its end and may overrun it by one step.
@@ -104,10 +115,11 @@ class TorchModel:
     def __init__(self) -> None:
         # The manifest beside the adapter names the model in describe.json.
         self.manifest = read_manifest(Path(inspect.getfile(type(self))).parent)
+        self.device = torch.device("cpu")
 
     # --- required ------------------------------------------------------------------------
 
-    def build(self, cfg: Any, device: torch.device, saved: dict[str, Any] | None, ctx: Context):
+    def build(self, cfg: Any, saved: dict[str, Any] | None, ctx: Context) -> Any:
         """Networks and optimisers for training, loaded strictly from `saved` when resuming."""
         raise NotImplementedError
 
@@ -121,9 +133,7 @@ class TorchModel:
         (tensors are fine: they are read only at the progress interval)."""
         raise NotImplementedError
 
-    def generator(
-        self, cfg: Any, device: torch.device, saved: dict[str, Any] | None, ctx: Context
-    ) -> Any:
+    def generator(self, cfg: Any, saved: dict[str, Any] | None, ctx: Context) -> Any:
         """The predict-time network in eval mode: loaded strictly from `saved` (predict), or
         freshly initialised (describe)."""
         raise NotImplementedError
@@ -142,14 +152,6 @@ class TorchModel:
         raise NotImplementedError
 
     # --- optional ------------------------------------------------------------------------
-
-    def resolved(self, cfg: Any) -> dict[str, Any]:
-        """The resolved config as run_start and checkpoints record it."""
-        return asdict(cfg)
-
-    def lr(self, cfg: Any) -> float | None:
-        """The learning rate progress events report."""
-        return getattr(cfg, "lr", None)
 
     def advance(self, nets: Any, cfg: Any, done: float, ctx: Context) -> Any:
         """Called before each step with the share of the run done (of max_steps if set, else
@@ -177,7 +179,7 @@ def training_data(job: Job, size: int) -> tuple[np.ndarray, np.ndarray]:
 def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
     # config, device, seed
     cfg = model.Config.from_job(job)
-    device = pick_device(job["device"])
+    device = model.device = pick_device(job["device"])
     set_threads()
     rng = seed_all(int(job["seed"]))
     images, holes = training_data(job, cfg.image_size)
@@ -186,9 +188,9 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
     path = job.checkpoints / model.checkpoint
     saved = load_checkpoint(path) if job.get("resume", True) and path.is_file() else None
     if saved is not None:
-        check_same(saved["config"], model.resolved(cfg), model.shaping)
+        check_same(saved["config"], cfg.resolved(), model.shaping)
     ctx = Context(events)
-    nets = model.build(cfg, device, saved, ctx)
+    nets = model.build(cfg, saved, ctx)
     step = images_seen = 0
     trained_s = 0.0
     if saved is not None:
@@ -216,9 +218,15 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
 
     def progress() -> None:
         # float() of a CUDA tensor syncs: only at the progress interval; no NaN in events
-        values = {k: float(v) for k, v in losses.items()}
+        values = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in losses.items()}
         finite = {k: v if math.isfinite(v) else None for k, v in values.items()}
-        events.emit("progress", step=step, images_seen=images_seen, losses=finite, lr=model.lr(cfg))
+        events.emit(
+            "progress",
+            step=step,
+            images_seen=images_seen,
+            losses=finite,
+            lr=getattr(cfg, model.lr_field, None),
+        )
 
     def checkpoint() -> None:
         assert budget is not None
@@ -227,7 +235,7 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
             **ctx.notes,
             "step": step,
             "images_seen": images_seen,
-            "config": model.resolved(cfg),
+            "config": cfg.resolved(),
             "trained_s": trained_s + budget.elapsed(),  # the budget is total training time
             "rng": rng_state(rng),
         }
@@ -242,7 +250,8 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
     warm = model.warmup and not stop and (max_steps is None or step < max_steps)
     if warm:
         take_step()
-    start_run(events, job, device.type, {**model.resolved(cfg), **ctx.notes}, resumed_from)
+    start_run(events, job, device.type, {**cfg.resolved(), **ctx.notes}, resumed_from)
+    ctx.started()
     budget = Budget(budget_s - trained_s)
     step_s = 0.0  # the last clocked step's duration (see stop_before_overrun)
     stepped = warm  # whether a step is waiting for its interval checks
@@ -276,32 +285,33 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
 
 
 def predict(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
-    device = pick_device(job["device"])
+    device = model.device = pick_device(job["device"])
     set_threads()
     seed_all(int(job["seed"]))  # a model that draws noise at test time repeats itself
     saved = load_checkpoint(job.checkpoints / model.checkpoint)
     cfg = model.Config.from_saved(saved["config"])
     ctx = Context(events)
-    network = model.generator(cfg, device, saved, ctx)
+    network = model.generator(cfg, saved, ctx)
 
     def infer(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             output = model.forward(network, rgb, hole)()
         return model.from_model_space(output, rgb, hole)
 
-    config = {**model.resolved(cfg), "batch_size": job["batch_size"], **ctx.notes}
-    predict_loop(job, events, stop, device.type, config, infer)
+    config = {**cfg.resolved(), "batch_size": job["batch_size"], **ctx.notes}
+    predict_loop(job, events, stop, device.type, config, infer, after_start=ctx.started)
 
 
 def describe(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
     """Parameters, the FLOPs of one forward of one image at image_size, and (if the job asks)
     the median latency of `batch_size` images and the peak memory, for a hole in the middle."""
     cfg = model.Config.from_job(job)
-    device = pick_device(job["device"])
+    device = model.device = pick_device(job["device"])
     set_threads()
     ctx = Context(events)
-    network = model.generator(cfg, device, None, ctx)
-    start_run(events, job, device.type, {**model.resolved(cfg), **ctx.notes})
+    network = model.generator(cfg, None, ctx)
+    start_run(events, job, device.type, {**cfg.resolved(), **ctx.notes})
+    ctx.started()
     size, batch = cfg.image_size, int(job["batch_size"])
     hole = np.zeros((batch, size, size), dtype=bool)
     hole[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = True

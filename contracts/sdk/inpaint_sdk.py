@@ -26,7 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self
 
@@ -216,6 +216,12 @@ class JobConfig:
                 hp[name] = tuple(value)  # JSON has arrays only; frozen configs hold tuples
         return cls(**hp, image_size=int(job["image_size"]), batch_size=int(job["batch_size"]))
 
+    def resolved(self) -> dict[str, Any]:
+        """The fields and any derived values (properties, such as TFill's working_size): what
+        run_start and checkpoints record."""
+        derived = [k for k, v in vars(type(self)).items() if isinstance(v, property)]
+        return {**asdict(self), **{k: getattr(self, k) for k in derived}}  # type: ignore[call-overload]
+
     @classmethod
     def from_saved(cls, config: Mapping[str, Any]) -> Self:
         """The config a checkpoint recorded (derived entries such as TFill's working_size
@@ -373,28 +379,40 @@ def predict_loop(
     device: str,
     config: Mapping[str, Any],
     infer: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    after_start: Callable[[], None] | None = None,
 ) -> None:
     """The predict command every adapter shares: `infer(rgb, hole)` maps a batch (uint8
     NxHxWx3 masked inputs, bool NxHxW with True = hole) to uint8 NxHxWx3 outputs; this writes one
-    PNG per input under its name and emits run_start, progress and run_stop (or stops on
-    SIGTERM between batches)."""
+    PNG per input under its name and emits run_start (then calls `after_start`), progress and
+    run_stop (or stops on SIGTERM between batches). An input or mask that is not image_size² is
+    bad data (exit 4), named."""
     pairs = predict_pairs(job)
     out = output_dir(job)
     start_run(events, job, device, config)
-    batch = int(job["batch_size"])
+    if after_start is not None:
+        after_start()
+    size, batch = int(job["image_size"]), int(job["batch_size"])
     done = 0
     for start in range(0, len(pairs), batch):
         if stop:
             stop_run(events, "sigterm", done, done)
             return
         chunk = pairs[start : start + batch]
-        rgb = np.stack([read_rgb(image) for _, image, _ in chunk])
-        hole = np.stack([read_hole(mask) for _, _, mask in chunk])
+        rgb = np.stack([sized(read_rgb(image), image, size) for _, image, _ in chunk])
+        hole = np.stack([sized(read_hole(mask), mask, size) for _, _, mask in chunk])
         for (name, _, _), result in zip(chunk, infer(rgb, hole), strict=True):
             write_png(out / name, result)
         done += len(chunk)
         events.emit("progress", step=done, images_seen=done, losses={}, total=len(pairs))
     stop_run(events, "done", done, done)
+
+
+def sized(array: np.ndarray, path: Path, size: int) -> np.ndarray:
+    """`array` if it is size × size; BadData naming `path` otherwise."""
+    if array.shape[:2] != (size, size):
+        height, width = array.shape[:2]
+        raise BadData(f"{path}: {width}x{height} px, the job's image_size is {size}")
+    return array
 
 
 # --- entry point ---------------------------------------------------------------------------

@@ -62,8 +62,8 @@ class GatedConv(TorchModel):
     shaping = ("width", "image_size")  # a resumed run must have the same network
     stop_before_overrun = False  # steps of milliseconds: train to the end of the budget
 
-    def build(self, cfg: TrainConfig, device: torch.device, saved, ctx: Context):
-        model = GatedUNet(cfg.width).to(device)
+    def build(self, cfg: TrainConfig, saved, ctx: Context):
+        model = GatedUNet(cfg.width).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         if saved is not None:
             model.load_state_dict(saved["model"], strict=True)
@@ -76,7 +76,7 @@ class GatedConv(TorchModel):
 
     def step(self, nets, cfg: TrainConfig, rgb, hole, rng) -> dict[str, torch.Tensor]:
         model, optimizer = nets
-        image, mask = to_model_space(rgb, hole, next(model.parameters()).device)
+        image, mask = to_model_space(rgb, hole, self.device)
         if rng.random() < 0.5:
             image = image.flip(-1)
         l1 = (forward(model, image, mask) - image).abs()
@@ -86,18 +86,17 @@ class GatedConv(TorchModel):
         optimizer.step()
         return {"total": loss.detach()}
 
-    def generator(self, cfg: TrainConfig, device: torch.device, saved, ctx: Context):
-        model = GatedUNet(cfg.width).to(device)
+    def generator(self, cfg: TrainConfig, saved, ctx: Context):
+        model = GatedUNet(cfg.width).to(self.device)
         if saved is not None:
             model.load_state_dict(saved["model"], strict=True)
         return model.eval()
 
     def forward(self, model, rgb, hole):
-        image, mask = to_model_space(rgb, hole, next(model.parameters()).device)
+        image, mask = to_model_space(rgb, hole, self.device)
         return lambda: forward(model, image, mask)
 
-    def from_model_space(self, output, rgb, hole) -> np.ndarray:
-        return from_model_space(output, rgb, hole)
+    from_model_space = staticmethod(from_model_space)  # the module's, above
 
     def parameters(self, cfg: TrainConfig, model) -> dict:
         return {"generator": count_parameters(model), "discriminator": None, "other": {}}
