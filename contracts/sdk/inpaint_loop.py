@@ -27,6 +27,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,7 @@ class TorchModel:
     write the hooks marked *required*; `train`, `predict`, `describe` and `main` below call them.
 
     `nets` is whatever `build` returns (a module, a namespace of networks and optimisers, the
-    authors' model object): the loop only hands it back to the hooks. `self.device` is the job's
-    torch device, set before any hook runs.
+    authors' model object): the loop only hands it back to the hooks.
     """
 
     Config: type[JobConfig]  # a frozen dataclass whose defaults equal the manifest's
@@ -112,10 +112,12 @@ class TorchModel:
     # of seconds); False spends the budget to its end and may overrun it by one step.
     stop_before_overrun: bool = True
 
-    def __init__(self) -> None:
-        # The manifest beside the adapter names the model in describe.json.
-        self.manifest = read_manifest(Path(inspect.getfile(type(self))).parent)
-        self.device = torch.device("cpu")
+    device = torch.device("cpu")  # the job's, set by train/predict/describe before any hook
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest beside the adapter: describe.json's `model` is its name."""
+        return read_manifest(Path(inspect.getfile(type(self))).parent)
 
     # --- required ------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from adapters import REPO, upstream_checkout
 from PIL import Image
 from runs import tiny_run_profile
 
-from harness import pipeline
+from harness import describing, pipeline
 from harness.config import ModelEntry
 from harness.progress import SilentReporter
 from harness.runners.local import LocalRunner
@@ -35,12 +35,12 @@ class RandomVggRunner(LocalRunner):
 def test_local_run_random_vgg_trains_predicts_and_composites(tmp_path: Path, monkeypatch) -> None:
     source = upstream_checkout("madf")
     # The harness describes at 256 px with 10 timed forwards: minutes for MADF on a busy CPU.
-    describe_job = pipeline.describe_job
+    describe_job = describing.describe_job
 
     def small_describe_job(*args, **kwargs):
         return {**describe_job(*args, **kwargs), "image_size": 128, "measure_latency": False}
 
-    monkeypatch.setattr(pipeline, "describe_job", small_describe_job)
+    monkeypatch.setattr(describing, "describe_job", small_describe_job)
     model = ModelEntry(
         name="madf", image=str(REPO / "images" / "madf"), batch_size=1, train_budget_s=8.0
     )
