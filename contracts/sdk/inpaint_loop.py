@@ -249,7 +249,8 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
     # budget rules keep off the clock. It is a real step, counted like any other, so nothing
     # the run computes changes.
     last_progress = last_checkpoint = time.monotonic()
-    warm = model.warmup and not stop and (max_steps is None or step < max_steps)
+    warm = model.warmup and not stop and trained_s < budget_s
+    warm = warm and (max_steps is None or step < max_steps)
     if warm:
         take_step()
     start_run(events, job, device.type, {**cfg.resolved(), **ctx.notes}, resumed_from)
@@ -266,18 +267,20 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
             if now - last_checkpoint >= checkpoint_every:
                 checkpoint()
                 last_checkpoint = now
+        ahead = step_s if model.stop_before_overrun else 0.0
         if stop:
             reason = "sigterm"
-        elif budget.elapsed() + (step_s if model.stop_before_overrun else 0.0) >= budget.seconds:
+        elif budget.elapsed() + ahead >= budget.seconds:
             reason = "budget"
         elif max_steps is not None and step >= max_steps:
             reason = "max_steps"
         else:
-            started = time.monotonic()
-            take_step()
-            step_s, stepped = time.monotonic() - started, True
-            continue
-        break
+            reason = None
+        if reason is not None:
+            break
+        started = time.monotonic()
+        take_step()
+        step_s, stepped = time.monotonic() - started, True
     progress()
     checkpoint()
     stop_run(events, reason, step, images_seen)
