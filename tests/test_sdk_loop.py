@@ -27,7 +27,7 @@ SIZE = 8
 
 
 @dataclass(frozen=True)
-class TinyConfig(inpaint_sdk.JobConfig):
+class TinyConfig(inpaint_loop.JobConfig):
     lr: float = 0.1
     sizes: tuple[int, ...] = (1, 2)
     image_size: int = SIZE

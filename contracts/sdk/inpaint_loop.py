@@ -33,23 +33,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from inpaint_handlers import JobConfig, read_manifest, write_describe
 from inpaint_sdk import (
     BadData,
     Budget,
     Events,
     Handler,
     Job,
-    JobConfig,
     StopFlag,
     load_folder,
     predict_loop,
     read_hole,
-    read_manifest,
     read_rgb,
     run_and_exit,
     start_run,
     stop_run,
-    write_describe,
 )
 from inpaint_torch import (
     check_same,

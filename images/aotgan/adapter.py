@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from inpaint_loop import Context, TorchModel, handlers, main
+from inpaint_loop import Context, JobConfig, TorchModel, handlers, main
 from inpaint_sdk import Events as Events  # re-exported: in-process callers build jobs here
 from inpaint_sdk import Job as Job
-from inpaint_sdk import JobConfig, JobInvalid
+from inpaint_sdk import JobInvalid
 from inpaint_sdk import StopFlag as StopFlag
 from inpaint_torch import count_parameters, ensure_pretrained
 from inpaint_upstream import checkout, importing_from

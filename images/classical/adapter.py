@@ -5,7 +5,7 @@
     python adapter.py describe $INPAINT_JOB
 
 Papers include such a baseline; it is a real row in every table. No torch in this image, so the
-handlers are written with inpaint_sdk's torch-free helpers rather than inpaint_loop.
+handlers are written with the torch-free helpers of inpaint_sdk and inpaint_handlers.
 """
 
 from __future__ import annotations
@@ -17,19 +17,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from inpaint_sdk import (
-    Events,
-    Job,
-    JobConfig,
-    JobInvalid,
-    StopFlag,
-    predict_loop,
-    read_manifest,
-    run_and_exit,
-    start_run,
-    train_nothing,
-    write_describe,
-)
+from inpaint_handlers import JobConfig, read_manifest, train_nothing, write_describe
+from inpaint_sdk import Events, Job, JobInvalid, StopFlag, predict_loop, run_and_exit, start_run
 
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 MANIFEST = read_manifest(Path(__file__).resolve().parent)

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from inpaint_loop import Context, TorchModel, handlers, main
-from inpaint_sdk import JobConfig
+from inpaint_loop import Context, JobConfig, TorchModel, handlers, main
 from inpaint_torch import count_parameters
 from model import GatedUNet
 

@@ -26,8 +26,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from inpaint_loop import Context, TorchModel, handlers, main
-from inpaint_sdk import BadData, JobConfig
+from inpaint_loop import Context, JobConfig, TorchModel, handlers, main
+from inpaint_sdk import BadData
 from inpaint_torch import count_parameters, ensure_pretrained
 from PIL import Image
 

@@ -28,7 +28,7 @@ import numpy as np
 import stylegan_ops_torch
 import torch
 import torchvision
-from inpaint_loop import Context, TorchModel, handlers, main
+from inpaint_loop import Context, JobConfig, TorchModel, handlers, main
 from inpaint_sdk import JobInvalid
 from inpaint_torch import states_of
 from inpaint_upstream import checkout, importing_from
@@ -40,7 +40,7 @@ COARSE_NETS, REFINE_NETS = ("E", "T", "G", "D"), ("G_Ref", "D_Ref")
 
 
 @dataclass(frozen=True)
-class TrainConfig(sdk.JobConfig):
+class TrainConfig(JobConfig):
     """Defaults equal manifest.json's: the authors' (train_options.py:15-18, tc_model.py:20-23)."""
 
     lr: float = 1e-4  # E+T+G; D gets 4 × lr (tc_model.py:58)
