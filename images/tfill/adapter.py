@@ -173,7 +173,8 @@ def complete(model, batch: dict) -> torch.Tensor:
 
 def losses_of(model) -> dict:
     """TC's loss_names (tc_model.py:32) as numbers; null for unset or non-finite ones."""
-    values = {n: float(getattr(model, "loss_" + n, math.nan)) for n in model.loss_names}
+    values = {n: getattr(model, "loss_" + n, math.nan) for n in model.loss_names}
+    values = {n: float(v.detach() if torch.is_tensor(v) else v) for n, v in values.items()}
     return {n: v if math.isfinite(v) else None for n, v in values.items()}
 
 
@@ -210,8 +211,7 @@ class TFill(TorchModel):
         return refine
 
     def step(self, model, cfg: TrainConfig, rgb, hole, rng) -> dict:
-        # per-image horizontal flips of images and masks (data_loader.py:230, 97)
-        flip, flip_mask = rng.random((2, cfg.batch_size)) < 0.5
+        flip, flip_mask = rng.random((2, cfg.batch_size)) < 0.5  # data_loader.py:230, 97
         rgb = np.where(flip[:, None, None, None], rgb[:, :, ::-1], rgb)
         hole = np.where(flip_mask[:, None, None], hole[:, :, ::-1], hole)
         train_step(model, to_model_space(rgb, hole, cfg.working_size, self.device))
