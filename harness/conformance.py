@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.contract import CONTRACT_VERSION, validate_describe, validate_manifest
+from harness.contract_rules import describe_problems, stream_problems
 from harness.data.layout import file_name
 from harness.data.masks import write_masks
 from harness.data.pngs import read_mask, read_rgb, write_png
@@ -102,6 +103,7 @@ class Conformance:
         self.reporter = reporter or SilentReporter(quiet=True)
         self.manifest = manifest
         self.report = Report(target)
+        self.streams: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = []
 
     # --- running one job ------------------------------------------------------------------
 
@@ -147,10 +149,13 @@ class Conformance:
         process = self.runner.start(launch)
         try:
             if on_event is None:
-                return supervise(process, launch)
-            return supervise(process, launch, lambda n, e: on_event(process, e))
+                outcome = supervise(process, launch)
+            else:
+                outcome = supervise(process, launch, lambda n, e: on_event(process, e))
         finally:
             process.cleanup()
+        self.streams.append((name, doc, outcome.events))
+        return outcome
 
     # --- the suite ------------------------------------------------------------------------
 
@@ -162,12 +167,13 @@ class Conformance:
         self.inputs = self.work / "inputs"
         make_masked_inputs(data["test"], data["masks_test"], self.inputs, self.reporter)
         self.train_data = {"images": data["train"].parent, "masks/train": data["masks_train"]}
+        self.check_unsupported()
         self.check_describe()
         checkpoints = self.check_train()
-        if checkpoints is None:
-            return self.report
-        self.check_sigterm_and_resume()
-        self.check_predict(checkpoints, data)
+        if checkpoints is not None:
+            self.check_sigterm_and_resume()
+            self.check_predict(checkpoints, data)
+        self.check_streams()
         return self.report
 
     def check_manifest(self) -> bool:
@@ -189,11 +195,14 @@ class Conformance:
             self.report.add("describe answers and validates", False, detail)
             return
         try:
-            validate_describe(json.loads(found.read_text()), str(found))
+            described = validate_describe(json.loads(found.read_text()), str(found))
         except (HarnessError, ValueError) as error:
             self.report.add("describe answers and validates", False, str(error)[:300])
             return
         self.report.add("describe answers and validates", True)
+        assert self.manifest is not None
+        problems = describe_problems(described, doc, self.manifest["name"])
+        self.report.add("describe says what the contract says", not problems, "; ".join(problems))
 
     def train_doc(self, max_steps: int | None, budget_s: float, resume: bool) -> dict[str, Any]:
         return self.job(
@@ -288,6 +297,42 @@ class Conformance:
             "resumes from its checkpoint",
             resumed,
             f"resumed_from_step {start.get('resumed_from_step')}, expected {steps}",
+        )
+
+    def check_unsupported(self) -> None:
+        """A command the manifest does not list exits 3 (contracts/README.md)."""
+        assert self.manifest is not None
+        name = "a command not in the manifest exits 3"
+        missing = [
+            c for c in ("train", "predict", "describe") if c not in self.manifest["commands"]
+        ]
+        if not missing:
+            self.report.checks.append(Check(name, "skip", "the manifest lists all three"))
+            return
+        docs = {
+            "train": self.train_doc(1, 10.0, False),
+            "predict": self.job("predict", data={"inputs": "inputs", "masks": "masks"}),
+            "describe": self.job("describe"),
+        }
+        command = missing[0]
+        outcome = self.launch(
+            "unsupported", command, docs[command], {}, self.work / "ck-x", self.work / "out-x"
+        )
+        self.report.add(name, outcome.exit_code == 3, f"{command}: exit {outcome.exit_code}")
+
+    def check_streams(self) -> None:
+        assert self.manifest is not None
+        trains = bool(self.manifest.get("trains", True))
+        problems = [
+            f"{name}: {problem}"
+            for name, doc, events in self.streams
+            for problem in stream_problems(events, doc, trains)
+        ]
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        self.report.add(
+            "events in the contract's order, agreeing with the job",
+            not problems,
+            "; ".join(problems[:3]) + more,
         )
 
     def predict_once(

@@ -12,6 +12,7 @@ from runs import FAULTY, REPO
 
 from harness.cli import cli
 from harness.conformance import Conformance, smallest_legal
+from harness.contract_rules import describe_problems, stream_problems
 from harness.progress import SilentReporter
 from harness.runners.local import LocalRunner
 
@@ -127,3 +128,135 @@ def test_validate_cli_exits_1_on_failure(tmp_path: Path) -> None:
 )
 def test_smallest_legal_size_and_batch(rules: dict, expected: tuple[int, int]) -> None:
     assert smallest_legal({"input": rules}) == expected
+
+
+def test_a_copied_adapter_that_keeps_another_models_name_fails(tmp_path: Path) -> None:
+    # the trap of issue 15: a copy whose describe.json still names the model it was copied from
+    folder = tmp_path / "renamed"
+    shutil.copytree(FAULTY, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "name": "renamed"}))
+    checks = validate(folder, tmp_path)
+    assert checks["describe says what the contract says"] == (
+        "fail",
+        "model is 'faulty'; the contract says the manifest name 'renamed'",
+    )
+
+
+DESCRIBED = {
+    "contract_version": "1",
+    "model": "m",
+    "parameters": {"generator": 1, "discriminator": None, "other": {}},
+    "flops": {"image_size": 64, "forward_flops": 2, "counter": "c", "uncounted_ops": []},
+    "latency_ms": None,
+    "peak_memory_bytes": None,
+    "device": "cpu",
+}
+
+
+def test_describe_problems_follow_the_contract_words() -> None:
+    job = {"command": "describe", "image_size": 64, "measure_latency": False}
+    assert describe_problems(DESCRIBED, job, "m") == []
+    measured = {**DESCRIBED, "latency_ms": {"median": 1.0, "runs": 20}, "peak_memory_bytes": 5}
+    assert describe_problems(measured, {**job, "measure_latency": True}, "m") == []
+    assert describe_problems({**measured, "model": "x"}, {**job, "image_size": 32}, "m") == [
+        "model is 'x'; the contract says the manifest name 'm'",
+        "flops.image_size is 64, the job's is 32",
+        "latency_ms must be null unless the job sets measure_latency",
+        "peak_memory_bytes must be null unless the job sets measure_latency",
+    ]
+
+
+def start(**fields: object) -> dict:
+    return {
+        "event": "run_start",
+        "command": "train",
+        "job_id": "j",
+        "resumed_from_step": 0,
+        **fields,
+    }
+
+
+def stop(step: int, status: str = "completed") -> dict:
+    return {"event": "run_stop", "status": status, "step": step, "images_seen": step * 2}
+
+
+def progress(step: int) -> dict:
+    return {"event": "progress", "step": step, "images_seen": step * 2}
+
+
+TRAIN = {"command": "train", "job_id": "j", "resume": False, "max_steps": 3}
+
+
+def test_a_contract_stream_has_no_problems() -> None:
+    ckpt = {"event": "checkpoint", "step": 3, "images_seen": 6, "path": "m.pt"}
+    events = [start(), {"event": "warning"}, progress(1), progress(3), ckpt, stop(3)]
+    assert stream_problems(events, TRAIN) == []
+    # resuming may start past 0; failing before run_start is a lone failed run_stop
+    assert (
+        stream_problems(
+            [start(resumed_from_step=5), stop(6)], {**TRAIN, "resume": True, "max_steps": None}
+        )
+        == []
+    )
+    assert stream_problems([stop(0, "failed")], TRAIN) == []
+
+
+@pytest.mark.parametrize(
+    ("events", "job", "trains", "problem"),
+    [
+        (
+            [{"event": "warning"}, start(), stop(1)],
+            TRAIN,
+            True,
+            "the first event is warning, not run_start (warnings come after it)",
+        ),
+        ([start(), stop(1), stop(1)], TRAIN, True, "2 run_stop event(s); one, the last, is due"),
+        (
+            [start(), stop(1), progress(2)],
+            TRAIN,
+            True,
+            "1 run_stop event(s); one, the last, is due",
+        ),
+        ([start(job_id="k"), stop(1)], TRAIN, True, "run_start.job_id is 'k', the job's is 'j'"),
+        (
+            [start(command="predict"), stop(1)],
+            TRAIN,
+            True,
+            "run_start.command is 'predict', the job's is 'train'",
+        ),
+        (
+            [start(resumed_from_step=2), stop(3)],
+            TRAIN,
+            True,
+            "resumed_from_step is 2 on a fresh start",
+        ),
+        (
+            [start(), progress(2), {**progress(1), "images_seen": 4}, stop(2)],
+            TRAIN,
+            True,
+            "step goes back: [2, 1, 2]",
+        ),
+        (
+            [
+                start(),
+                {"event": "checkpoint", "step": 1, "images_seen": 2, "path": "../m.pt"},
+                stop(1),
+            ],
+            TRAIN,
+            True,
+            "checkpoint path '../m.pt' leaves the checkpoints mount",
+        ),
+        ([start(), stop(4)], TRAIN, True, "run_stop.step 4 is past max_steps 3"),
+        (
+            [start(), stop(1)],
+            TRAIN,
+            False,
+            "a model that does not train stops at step 0 with 0 images_seen",
+        ),
+    ],
+)
+def test_stream_problems_name_each_broken_rule(
+    events: list[dict], job: dict, trains: bool, problem: str
+) -> None:
+    assert stream_problems(events, job, trains) == [problem]

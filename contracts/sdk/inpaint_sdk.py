@@ -1,7 +1,10 @@
 """The image side of contract v1, for adapters: job, events, budget, SIGTERM, PNG files.
 
 Stdlib, numpy and pillow only (jsonschema when installed, to validate the job as the harness
-does). An adapter calls `run_adapter({"train": train, "predict": predict, ...})` from `main()`.
+does). A torch model subclasses `inpaint_loop.TorchModel` and lets that module run the commands; a
+model without torch (the classical baseline) writes its handlers with the helpers here
+(`start_run`, `stop_run`, `predict_loop`) and in `inpaint_handlers` (`JobConfig`,
+`write_describe`, `train_nothing`), and calls `run_and_exit({"train": train, ...})` from `main()`.
 
     python adapter.py train   $INPAINT_JOB      # exit 0, also when the budget or SIGTERM stops it
     python adapter.py predict $INPAINT_JOB
@@ -140,6 +143,9 @@ class Job:
         return path
 
 
+Handler = Callable[[Job, Events, StopFlag], None]
+
+
 def _schema_dir() -> Path | None:
     here = Path(__file__).resolve().parent
     for candidate in (os.environ.get("INPAINT_CONTRACTS"), here.parent / "v1", here / "v1"):
@@ -190,6 +196,38 @@ def load_job(path: Path, command: str) -> Job:
     if doc.get("command") != command:
         raise JobInvalid(f"{path}: command: job is for {doc.get('command')!r}, run as {command!r}")
     return Job(doc, mount("INPAINT_DATA"), mount("INPAINT_CHECKPOINTS"), mount("INPAINT_OUTPUTS"))
+
+
+def start_run(
+    events: Events, job: Job, device: str, config: Mapping[str, Any], resumed_from_step: int = 0
+) -> None:
+    """Emit `run_start`: the budget clock of a `train` starts here."""
+    events.emit(
+        "run_start",
+        contract_version=CONTRACT_VERSION,
+        command=job.command,
+        job_id=job["job_id"],
+        device=device,
+        config=dict(config),
+        resumed_from_step=resumed_from_step,
+    )
+
+
+def stop_run(
+    events: Events, reason: str, step: int = 0, images_seen: int = 0, message: str | None = None
+) -> None:
+    """Emit `run_stop`: `stopped` for SIGTERM/SIGINT, else `completed` (failures are
+    run_adapter's)."""
+    status = "stopped" if reason in ("sigterm", "sigint") else "completed"
+    reason = "sigterm" if reason == "sigint" else reason
+    events.emit(
+        "run_stop",
+        status=status,
+        reason=reason,
+        step=step,
+        images_seen=images_seen,
+        message=message,
+    )
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -279,50 +317,43 @@ def predict_loop(
     device: str,
     config: Mapping[str, Any],
     infer: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    after_start: Callable[[], None] | None = None,
 ) -> None:
     """The predict command every adapter shares: `infer(rgb, hole)` maps a batch (uint8
     NxHxWx3 masked inputs, bool NxHxW with True = hole) to uint8 NxHxWx3 outputs; this writes one
-    PNG per input under its name and emits run_start, progress and run_stop (or stops on
-    SIGTERM between batches)."""
+    PNG per input under its name and emits run_start (then calls `after_start`), progress and
+    run_stop (or stops on SIGTERM between batches). An input or mask that is not image_size² is
+    bad data (exit 4), named."""
     pairs = predict_pairs(job)
     out = output_dir(job)
-    events.emit(
-        "run_start",
-        contract_version=CONTRACT_VERSION,
-        command="predict",
-        job_id=job["job_id"],
-        device=device,
-        config=dict(config),
-        resumed_from_step=0,
-    )
-    batch = int(job["batch_size"])
+    start_run(events, job, device, config)
+    if after_start is not None:
+        after_start()
+    size, batch = int(job["image_size"]), int(job["batch_size"])
     done = 0
     for start in range(0, len(pairs), batch):
         if stop:
-            events.emit(
-                "run_stop",
-                status="stopped",
-                reason="sigterm",
-                step=done,
-                images_seen=done,
-                message=None,
-            )
+            stop_run(events, "sigterm", done, done)
             return
         chunk = pairs[start : start + batch]
-        rgb = np.stack([read_rgb(image) for _, image, _ in chunk])
-        hole = np.stack([read_hole(mask) for _, _, mask in chunk])
+        rgb = np.stack([sized(read_rgb(image), image, size) for _, image, _ in chunk])
+        hole = np.stack([sized(read_hole(mask), mask, size) for _, _, mask in chunk])
         for (name, _, _), result in zip(chunk, infer(rgb, hole), strict=True):
             write_png(out / name, result)
         done += len(chunk)
         events.emit("progress", step=done, images_seen=done, losses={}, total=len(pairs))
-    events.emit(
-        "run_stop", status="completed", reason="done", step=done, images_seen=done, message=None
-    )
+    stop_run(events, "done", done, done)
+
+
+def sized(array: np.ndarray, path: Path, size: int) -> np.ndarray:
+    """`array` if it is size × size; BadData naming `path` otherwise."""
+    if array.shape[:2] != (size, size):
+        height, width = array.shape[:2]
+        raise BadData(f"{path}: {width}x{height} px, the job's image_size is {size}")
+    return array
 
 
 # --- entry point ---------------------------------------------------------------------------
-
-Handler = Callable[[Job, Events, StopFlag], None]
 
 
 def run_and_exit(handlers: Mapping[str, Handler]) -> None:

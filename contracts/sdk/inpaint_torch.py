@@ -71,6 +71,21 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return payload
 
 
+def states_of(objects: Mapping[str, Any]) -> dict[str, Any]:
+    """The state dicts of named modules and optimisers, for a checkpoint."""
+    return {name: obj.state_dict() for name, obj in objects.items()}
+
+
+def load_states(objects: Mapping[str, Any], states: Mapping[str, Any]) -> None:
+    """Load each named module strictly (a renamed or missing key is an error) and each
+    optimiser from `states`, as `states_of` wrote them."""
+    for name, obj in objects.items():
+        if isinstance(obj, torch.nn.Module):
+            obj.load_state_dict(states[name], strict=True)
+        else:
+            obj.load_state_dict(states[name])
+
+
 def check_same(saved: Mapping[str, Any], current: Mapping[str, Any], keys: Iterable[str]) -> None:
     """Refuse to resume when a field that shapes the model differs, naming each field."""
     diffs = [

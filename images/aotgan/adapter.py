@@ -8,26 +8,17 @@ The generator, discriminator and losses are imported from the authors' checkout 
 $INPAINT_UPSTREAM (default /inpaint/upstream: researchmm/AOT-GAN-for-Inpainting at 2cd1afd), never
 copied. `train_step` is their training iteration (src/trainer/trainer.py:99-125) in their order;
 their Trainer, data loader and option parser are not used (utils/option.py parses argv at import).
-A step is one iteration: one Adam step of G and one of D on one batch.
-
-Data is decoded once and kept in memory; masks are paired with images at random from the job's
-seed. Of the authors' augmentations (data/dataset.py:24-38) the cheap ones are kept: horizontal
-flips of images and of masks, and mask rotation by U(0, 45)° (nearest). Not kept: RandomResizedCrop
-(the benchmark's images already are image_size²) and ColorJitter(0.05).
+A step is one iteration: one Adam step of G and one of D on one batch; the SDK's inpaint_loop
+runs everything around it. Of the authors' augmentations (data/dataset.py:24-38) the cheap ones
+are kept: flips of images and of masks, and mask rotation by U(0, 45)° (nearest). Not kept:
+RandomResizedCrop (the benchmark's images already are image_size²) and ColorJitter(0.05).
 """
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import json
-import math
-import os
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,44 +26,22 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from inpaint_sdk import (
-    BadData,
-    Budget,
-    Events,
-    Job,
-    JobInvalid,
-    StopFlag,
-    atomic_target,
-    load_folder,
-    predict_loop,
-    read_hole,
-    read_rgb,
-    run_and_exit,
-)
-from inpaint_torch import (
-    check_same,
-    count_flops,
-    count_parameters,
-    ensure_pretrained,
-    load_checkpoint,
-    measure_latency,
-    peak_memory_bytes,
-    pick_device,
-    restore_rng,
-    rng_state,
-    save_checkpoint,
-    seed_all,
-    set_threads,
-)
+from inpaint_loop import Context, JobConfig, TorchModel, handlers, main
+from inpaint_sdk import Events as Events  # re-exported: in-process callers build jobs here
+from inpaint_sdk import Job as Job
+from inpaint_sdk import JobInvalid
+from inpaint_sdk import StopFlag as StopFlag
+from inpaint_torch import count_parameters, ensure_pretrained
+from inpaint_upstream import checkout, importing_from
 from torchvision.transforms.functional import InterpolationMode, rotate
 
-CHECKPOINT = "aotgan.pt"
 # The checkout's top-level names under src/: generic enough that other code uses them too.
 UPSTREAM_PACKAGES = ("model", "loss", "data", "trainer", "utils", "metric")
+CHECKPOINT = "aotgan.pt"
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JobConfig):
     """Defaults equal manifest.json's. The hyperparameters are upstream's (utils/option.py:15-36),
     which trains at 512 px, batch 8."""
 
@@ -89,58 +58,21 @@ class TrainConfig:
     image_size: int = 256
     batch_size: int = 4
 
-    @classmethod
-    def from_job(cls, job: Job) -> TrainConfig:
-        hp = dict(job.get("hyperparameters", {}))
-        known = {f.name for f in fields(cls)} - {"image_size", "batch_size"}
-        unknown = sorted(set(hp) - known)
-        if unknown:
-            raise JobInvalid(
-                f"hyperparameters: unknown field(s) {unknown} (allowed: {sorted(known)})"
-            )
-        size = int(job["image_size"])
+    def __post_init__(self) -> None:
+        size = self.image_size
         if size < 64 or size % 4:
             # two stride-2 convs, then ReflectionPad2d(8) at size/4 (model/aotgan.py:17-23,58)
             raise JobInvalid(f"image_size: {size} must be a multiple of 4 and at least 64")
-        if "rates" in hp:
-            hp["rates"] = tuple(int(r) for r in hp["rates"])
-        return cls(**hp, image_size=size, batch_size=int(job["batch_size"]))
 
 
 # --- the authors' code ---------------------------------------------------------------------
 
 
-@contextmanager
-def upstream_on_path(src: str | Path | None = None) -> Iterator[Path]:
-    """The checkout's src/ first on sys.path while importing from it; sys.path and sys.modules
-    are restored after, because its names (model, loss, ...) also belong to other code that may
-    share the process (MADF's loss.py, TFill's model/, gatedconv's model.py in one pytest run)."""
-    root = Path(src or os.environ.get("INPAINT_UPSTREAM", "/inpaint/upstream"))
-    if not (root / "src" / "model" / "aotgan.py").is_file():
-        raise BadData(
-            f"{root}: no src/model/aotgan.py; set INPAINT_UPSTREAM to an AOT-GAN checkout"
-        )
-
-    def ours(name: str) -> bool:
-        return name.partition(".")[0] in UPSTREAM_PACKAGES
-
-    hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if ours(name)}
-    sys.path.insert(0, str(root / "src"))
-    for name in UPSTREAM_PACKAGES:
-        folder = root / "src" / name
-        if folder.is_dir() and not (folder / "__init__.py").is_file():
-            # a namespace package (no __init__.py, like model/ and loss/) loses to any module of
-            # its name further down sys.path (PEP 420): bind it to src/ explicitly
-            spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-            spec.submodule_search_locations = [str(folder)]
-            sys.modules[name] = importlib.util.module_from_spec(spec)
-    try:
-        yield root / "src"
-    finally:
-        sys.path.remove(str(root / "src"))
-        for name in [n for n in sys.modules if ours(n)]:
-            del sys.modules[name]
-        sys.modules.update(hidden)
+def upstream_on_path(src: str | Path | None = None) -> AbstractContextManager[Path]:
+    """The checkout's src/ first on sys.path while importing from it (then restored): its names
+    (model, loss, ...) also belong to other code that may share the process."""
+    root = checkout("src/model/aotgan.py", "AOT-GAN", src)
+    return importing_from(root / "src", UPSTREAM_PACKAGES)
 
 
 def import_upstream(src: str | Path | None = None) -> SimpleNamespace:
@@ -186,15 +118,10 @@ def build_nets(cfg: TrainConfig, device: torch.device, up: SimpleNamespace) -> S
         adv = up.loss.smgan()
     G = make_generator(asdict(cfg), up).to(device)
     D = up.Discriminator().to(device)
-    betas = (cfg.beta1, cfg.beta2)
+    optG = torch.optim.Adam(G.parameters(), lr=cfg.lrg, betas=(cfg.beta1, cfg.beta2))
+    optD = torch.optim.Adam(D.parameters(), lr=cfg.lrd, betas=(cfg.beta1, cfg.beta2))
     return SimpleNamespace(
-        G=G,
-        D=D,
-        optG=torch.optim.Adam(G.parameters(), lr=cfg.lrg, betas=betas),
-        optD=torch.optim.Adam(D.parameters(), lr=cfg.lrd, betas=betas),
-        rec=rec,
-        adv=adv,
-        adv_weight=cfg.adv_weight,
+        G=G, D=D, optG=optG, optD=optD, rec=rec, adv=adv, adv_weight=cfg.adv_weight
     )
 
 
@@ -264,195 +191,59 @@ def augment(rgb: np.ndarray, hole: np.ndarray, rng: np.random.Generator):
     return rgb, hole
 
 
-def train(job: Job, events: Events, stop: StopFlag) -> None:
-    cfg = TrainConfig.from_job(job)
-    device = pick_device(job["device"])
-    set_threads()
-    torch.backends.cudnn.benchmark = True  # as upstream train.py:36-37
-    rng = seed_all(int(job["seed"]))
-    train_images, train_masks = job.data_path("train_images"), job.data_path("train_masks")
-    assert train_images is not None and train_masks is not None
-    images = load_folder(train_images, read_rgb)
-    holes = load_folder(train_masks, read_hole)
-    for folder, array in ((train_images, images), (train_masks, holes)):
-        if array.shape[1:3] != (cfg.image_size, cfg.image_size):
-            raise BadData(f"{folder}: files are {array.shape[1:3]}, job says {cfg.image_size}")
-
-    up = import_upstream()
-    loss_network = ensure_pretrained("vgg19", warn=lambda m: events.emit("warning", message=m))
-    nets = build_nets(cfg, device, up)
-    step = images_seen = 0
-    trained_s = 0.0
-    path = job.checkpoints / CHECKPOINT
-    if job.get("resume", True) and path.is_file():
-        saved = load_checkpoint(path)
-        check_same(saved["config"], asdict(cfg), ["block_num", "rates", "image_size"])
-        nets.G.load_state_dict(saved["G"], strict=True)
-        nets.D.load_state_dict(saved["D"], strict=True)
-        nets.optG.load_state_dict(saved["optG"])
-        nets.optD.load_state_dict(saved["optD"])
-        step, images_seen, trained_s = saved["step"], saved["images_seen"], saved["trained_s"]
-        restore_rng(saved["rng"], rng)
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            path,
-            {
-                **{k: getattr(nets, k).state_dict() for k in ("G", "D", "optG", "optD")},
-                "step": step,
-                "images_seen": images_seen,
-                "config": asdict(cfg),
-                "trained_s": trained_s + budget.elapsed(),
-                "rng": rng_state(rng),
-            },
-        )
-        events.emit("checkpoint", step=step, images_seen=images_seen, path=CHECKPOINT)
-
-    def progress() -> None:
-        # .item() syncs CUDA: only at the progress interval; events carry no NaN (null instead)
-        values = {k: v.item() for k, v in losses.items()}
-        finite = {k: v if math.isfinite(v) else None for k, v in values.items()}
-        events.emit("progress", step=step, images_seen=images_seen, losses=finite, lr=cfg.lrg)
-
-    events.emit(
-        "run_start",
-        contract_version="1",
-        command="train",
-        job_id=job["job_id"],
-        device=device.type,
-        config={**asdict(cfg), "loss_network": loss_network},
-        resumed_from_step=step,
-    )
-    # The budget is total training time, so a resumed run only gets what is left of it.
-    budget = Budget(float(job["budget_s"]) - trained_s)
-    max_steps = job.get("max_steps")
-    last_progress = last_checkpoint = last_step = time.monotonic()
-    step_s = 0.0  # the last iteration's wall time
-    losses: dict[str, torch.Tensor] = {}
-    while True:
-        if stop:
-            reason = "sigterm"
-        elif budget.elapsed() + step_s >= budget.seconds:
-            reason = "budget"  # stop before the budget ends, not one step after it
-        elif max_steps is not None and step >= max_steps:
-            reason = "max_steps"
-        else:
-            reason = None
-        if reason:
-            break
-        # one iteration on a random batch with random masks
-        pick = rng.integers(0, len(images), cfg.batch_size)
-        pick_mask = rng.integers(0, len(holes), cfg.batch_size)
-        rgb, hole = augment(images[pick], holes[pick_mask], rng)
-        losses = train_step(nets, *to_model_space(rgb, hole, device))
-        step += 1
-        images_seen += cfg.batch_size
-
-        now = time.monotonic()
-        step_s, last_step = now - last_step, now
-        if now - last_progress >= float(job.get("progress_every_s", 10)):
-            progress()
-            last_progress = now
-        if now - last_checkpoint >= float(job.get("checkpoint_every_s", 600)):
-            checkpoint()
-            last_checkpoint = now
-
-    progress()
-    checkpoint()
-    events.emit(
-        "run_stop",
-        status="stopped" if reason == "sigterm" else "completed",
-        reason=reason,
-        step=step,
-        images_seen=images_seen,
-        message=None,
-    )
+# --- the model's pieces ----------------------------------------------------------------------
 
 
-# --- predict ---------------------------------------------------------------------------------
+class AOTGAN(TorchModel):
+    Config = TrainConfig
+    checkpoint = CHECKPOINT
+    shaping = ("block_num", "rates", "image_size")
+    lr_field = "lrg"
 
+    def build(self, cfg: TrainConfig, saved, ctx: Context):
+        torch.backends.cudnn.benchmark = True  # as upstream train.py:36-37
+        up = import_upstream()
+        ctx.note("loss_network", ensure_pretrained("vgg19", warn=ctx.warn))
+        nets = build_nets(cfg, self.device, up)
+        if saved is not None:
+            nets.G.load_state_dict(saved["G"], strict=True)
+            nets.D.load_state_dict(saved["D"], strict=True)
+            nets.optG.load_state_dict(saved["optG"])
+            nets.optD.load_state_dict(saved["optD"])
+        return nets
 
-def load_generator(job: Job, device: torch.device) -> torch.nn.Module:
-    saved = load_checkpoint(job.checkpoints / CHECKPOINT)
-    G = make_generator(saved["config"], import_upstream()).to(device)
-    G.load_state_dict(saved["G"], strict=True)
-    return G.eval()  # as upstream test.py:27
+    def state(self, nets) -> dict:
+        return {k: getattr(nets, k).state_dict() for k in ("G", "D", "optG", "optD")}
 
+    def step(self, nets, cfg: TrainConfig, rgb, hole, rng) -> dict[str, torch.Tensor]:
+        rgb, hole = augment(rgb, hole, rng)
+        return train_step(nets, *to_model_space(rgb, hole, self.device))
 
-def predict(job: Job, events: Events, stop: StopFlag) -> None:
-    device = pick_device(job["device"])
-    set_threads()
-    G = load_generator(job, device)
+    def generator(self, cfg: TrainConfig, saved, ctx: Context):
+        G = make_generator(asdict(cfg), import_upstream()).to(self.device)
+        if saved is not None:
+            G.load_state_dict(saved["G"], strict=True)
+        return G.eval()  # as upstream test.py:27
 
-    def infer(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        image, mask = to_model_space(rgb, hole, device)
-        with torch.no_grad():
-            pred = G(masked_input(image, mask), mask)
-        return from_model_space(pred, rgb, hole)
+    def forward(self, G, rgb, hole):
+        image, mask = to_model_space(rgb, hole, self.device)
+        return lambda: G(masked_input(image, mask), mask)
 
-    predict_loop(job, events, stop, device.type, {"batch_size": job["batch_size"]}, infer)
+    from_model_space = staticmethod(from_model_space)  # the module's, above
 
-
-# --- describe --------------------------------------------------------------------------------
-
-
-def describe(job: Job, events: Events, stop: StopFlag) -> None:
-    cfg = TrainConfig.from_job(job)
-    device = pick_device(job["device"])
-    events.emit(
-        "run_start",
-        contract_version="1",
-        command="describe",
-        job_id=job["job_id"],
-        device=device.type,
-        config=asdict(cfg),
-        resumed_from_step=0,
-    )
-    up = import_upstream()
-    G = make_generator(asdict(cfg), up).to(device).eval()
-    size = cfg.image_size
-    image = torch.zeros(1, 3, size, size, device=device)
-    mask = torch.zeros(1, 1, size, size, device=device)
-    mask[..., size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
-    flops, uncounted = count_flops(lambda: G(masked_input(image, mask), mask))
-    latency = peak = None
-    if job.get("measure_latency", False):
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        n = int(job["batch_size"])
-        images, masks = image.expand(n, -1, -1, -1), mask.expand(n, -1, -1, -1)
-        runs = int(job.get("latency_runs", 20))
-        latency = measure_latency(lambda: G(masked_input(images, masks), masks), device, runs)
-        peak = peak_memory_bytes(device) if device.type == "cuda" else None  # contract: CUDA only
-    # Style and Perceptual each hold their own frozen VGG19 (loss/loss.py:21,37): its features
-    with torch.device("meta"):  # shapes only, no weights
-        vgg19 = count_parameters(torchvision.models.vgg19(weights=None).features)
-    report = {
-        "contract_version": "1",
-        "model": "aotgan",
-        "parameters": {
+    def parameters(self, cfg: TrainConfig, G) -> dict:
+        # Style and Perceptual each hold their own frozen VGG19 (loss/loss.py:21,37): features
+        with torch.device("meta"):  # shapes only, no weights
+            vgg19 = count_parameters(torchvision.models.vgg19(weights=None).features)
+        return {
             "generator": count_parameters(G),
-            "discriminator": count_parameters(up.Discriminator()),
+            "discriminator": count_parameters(import_upstream().Discriminator()),
             "other": {"vgg19_style_loss": vgg19, "vgg19_perceptual_loss": vgg19},
-        },
-        "flops": {
-            "image_size": size,
-            "forward_flops": flops,
-            "counter": "torch.utils.flop_counter.FlopCounterMode",
-            "uncounted_ops": uncounted,
-        },
-        "latency_ms": latency,
-        "peak_memory_bytes": peak,
-        "device": device.type,
-    }
-    with atomic_target(job.outputs / "describe.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=1))
-    events.emit("run_stop", status="completed", reason="done", step=0, images_seen=0, message=None)
+        }
 
 
-def main() -> None:
-    run_and_exit({"train": train, "predict": predict, "describe": describe})
-
+MODEL = AOTGAN()
+train, predict, describe = handlers(MODEL)
 
 if __name__ == "__main__":
-    main()
+    main(MODEL)

@@ -4,51 +4,24 @@
     python adapter.py predict  $INPAINT_JOB   # one composited PNG per input
     python adapter.py describe $INPAINT_JOB   # parameters, FLOPs, latency, peak memory
 
-Read top to bottom: config, conventions, train, predict, describe, main. A new model copies this
-file and replaces the model, the loss and `to_model_space`/`from_model_space`.
+This file is only the model: its config, conventions, networks, one training step and the predict
+forward. The SDK's `inpaint_loop` runs the commands (config, seeding, data, resume, checkpoints,
+budget and SIGTERM, events, describe.json). A new model copies this file and replaces the pieces.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from inpaint_sdk import (
-    Budget,
-    Events,
-    Job,
-    StopFlag,
-    atomic_target,
-    load_folder,
-    predict_loop,
-    read_hole,
-    read_rgb,
-    run_and_exit,
-)
-from inpaint_torch import (
-    check_same,
-    count_flops,
-    count_parameters,
-    load_checkpoint,
-    measure_latency,
-    peak_memory_bytes,
-    pick_device,
-    restore_rng,
-    rng_state,
-    save_checkpoint,
-    seed_all,
-    set_threads,
-)
+from inpaint_loop import Context, JobConfig, TorchModel, handlers, main
+from inpaint_torch import count_parameters
 from model import GatedUNet
-
-CHECKPOINT = "gatedconv.pt"
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JobConfig):
     """Defaults equal manifest.json's; the job's `hyperparameters` override them by name."""
 
     width: int = 16
@@ -57,17 +30,6 @@ class TrainConfig:
     valid_weight: float = 1.0
     image_size: int = 256
     batch_size: int = 8
-
-    @classmethod
-    def from_job(cls, job: Job) -> TrainConfig:
-        hp = dict(job.get("hyperparameters", {}))
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(hp) - known)
-        if unknown:
-            raise ValueError(
-                f"hyperparameters: unknown field(s) {unknown} (allowed: {sorted(known)})"
-            )
-        return cls(**{**hp, "image_size": job["image_size"], "batch_size": job["batch_size"]})
 
 
 # --- conventions: the only place value range and mask polarity change ------------------------
@@ -90,196 +52,57 @@ def forward(model: GatedUNet, image: torch.Tensor, mask: torch.Tensor) -> torch.
     return model(image * (1.0 - mask), mask)
 
 
-# --- train -----------------------------------------------------------------------------------
+# --- the model's pieces ----------------------------------------------------------------------
 
 
-def train(job: Job, events: Events, stop: StopFlag) -> None:
-    cfg = TrainConfig.from_job(job)
-    device = pick_device(job["device"])
-    set_threads()
-    rng = seed_all(int(job["seed"]))
-    train_images, train_masks = job.data_path("train_images"), job.data_path("train_masks")
-    assert train_images is not None and train_masks is not None
-    # Decoded once and kept in memory: the seed's 1,000 images at 256² are about 200 MB.
-    images = load_folder(train_images, read_rgb)
-    holes = load_folder(train_masks, read_hole)
-    if images.shape[1:3] != (cfg.image_size, cfg.image_size):
-        raise ValueError(
-            f"{train_images}: images are {images.shape[1:3]}, job says {cfg.image_size}"
-        )
+class GatedConv(TorchModel):
+    Config = TrainConfig
+    checkpoint = "gatedconv.pt"
+    shaping = ("width", "image_size")  # a resumed run must have the same network
+    stop_before_overrun = False  # steps of milliseconds: train to the end of the budget
 
-    model = GatedUNet(cfg.width).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step = images_seen = 0
-    trained_s = 0.0
-    path = job.checkpoints / CHECKPOINT
-    if job.get("resume", True) and path.is_file():
-        saved = load_checkpoint(path)
-        check_same(saved["config"], asdict(cfg), ["width", "image_size"])
-        model.load_state_dict(saved["model"], strict=True)
-        optimizer.load_state_dict(saved["optimizer"])
-        step, images_seen, trained_s = saved["step"], saved["images_seen"], saved["trained_s"]
-        restore_rng(saved["rng"], rng)
+    def build(self, cfg: TrainConfig, saved, ctx: Context):
+        model = GatedUNet(cfg.width).to(self.device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        if saved is not None:
+            model.load_state_dict(saved["model"], strict=True)
+            optimizer.load_state_dict(saved["optimizer"])
+        return model, optimizer
 
-    def checkpoint() -> None:
-        save_checkpoint(
-            path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "images_seen": images_seen,
-                "config": asdict(cfg),
-                "trained_s": trained_s + budget.elapsed(),
-                "rng": rng_state(rng),
-            },
-        )
-        events.emit("checkpoint", step=step, images_seen=images_seen, path=CHECKPOINT)
+    def state(self, nets) -> dict:
+        model, optimizer = nets
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
 
-    events.emit(
-        "run_start",
-        contract_version="1",
-        command="train",
-        job_id=job["job_id"],
-        device=device.type,
-        config=asdict(cfg),
-        resumed_from_step=step,
-    )
-    # The budget is total training time, so a resumed run only gets what is left of it.
-    budget = Budget(float(job["budget_s"]) - trained_s)
-    max_steps = job.get("max_steps")
-    last_progress = last_checkpoint = time.monotonic()
-    loss = torch.zeros(())
-    while True:
-        reason = (
-            "sigterm"
-            if stop
-            else "budget"
-            if budget.spent()
-            else "max_steps"
-            if max_steps is not None and step >= max_steps
-            else None
-        )
-        if reason:
-            break
-        # one optimiser step on a random batch with random masks and flips
-        pick = rng.integers(0, len(images), cfg.batch_size)
-        pick_mask = rng.integers(0, len(holes), cfg.batch_size)
-        image, mask = to_model_space(images[pick], holes[pick_mask], device)
+    def step(self, nets, cfg: TrainConfig, rgb, hole, rng) -> dict[str, torch.Tensor]:
+        model, optimizer = nets
+        image, mask = to_model_space(rgb, hole, self.device)
         if rng.random() < 0.5:
             image = image.flip(-1)
-        pred = forward(model, image, mask)
-        l1 = (pred - image).abs()
+        l1 = (forward(model, image, mask) - image).abs()
         loss = cfg.hole_weight * (l1 * mask).mean() + cfg.valid_weight * (l1 * (1 - mask)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
-        images_seen += cfg.batch_size
+        return {"total": loss.detach()}
 
-        now = time.monotonic()
-        if now - last_progress >= float(job.get("progress_every_s", 10)):
-            # .item() syncs CUDA: only at the progress interval
-            events.emit(
-                "progress",
-                step=step,
-                images_seen=images_seen,
-                losses={"total": loss.item()},
-                lr=cfg.lr,
-            )
-            last_progress = now
-        if now - last_checkpoint >= float(job.get("checkpoint_every_s", 600)):
-            checkpoint()
-            last_checkpoint = now
+    def generator(self, cfg: TrainConfig, saved, ctx: Context):
+        model = GatedUNet(cfg.width).to(self.device)
+        if saved is not None:
+            model.load_state_dict(saved["model"], strict=True)
+        return model.eval()
 
-    events.emit(
-        "progress", step=step, images_seen=images_seen, losses={"total": loss.item()}, lr=cfg.lr
-    )
-    checkpoint()
-    events.emit(
-        "run_stop",
-        status="stopped" if reason == "sigterm" else "completed",
-        reason=reason,
-        step=step,
-        images_seen=images_seen,
-        message=None,
-    )
+    def forward(self, model, rgb, hole):
+        image, mask = to_model_space(rgb, hole, self.device)
+        return lambda: forward(model, image, mask)
+
+    from_model_space = staticmethod(from_model_space)  # the module's, above
+
+    def parameters(self, cfg: TrainConfig, model) -> dict:
+        return {"generator": count_parameters(model), "discriminator": None, "other": {}}
 
 
-# --- predict ---------------------------------------------------------------------------------
-
-
-def load_model(job: Job, device: torch.device) -> GatedUNet:
-    saved = load_checkpoint(job.checkpoints / CHECKPOINT)
-    model = GatedUNet(saved["config"]["width"]).to(device)
-    model.load_state_dict(saved["model"], strict=True)
-    return model.eval()
-
-
-def predict(job: Job, events: Events, stop: StopFlag) -> None:
-    device = pick_device(job["device"])
-    set_threads()
-    model = load_model(job, device)
-
-    def infer(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            pred = forward(model, *to_model_space(rgb, hole, device))
-        return from_model_space(pred, rgb, hole)
-
-    predict_loop(job, events, stop, device.type, {"batch_size": job["batch_size"]}, infer)
-
-
-# --- describe --------------------------------------------------------------------------------
-
-
-def describe(job: Job, events: Events, stop: StopFlag) -> None:
-    cfg = TrainConfig.from_job(job)
-    device = pick_device(job["device"])
-    events.emit(
-        "run_start",
-        contract_version="1",
-        command="describe",
-        job_id=job["job_id"],
-        device=device.type,
-        config=asdict(cfg),
-        resumed_from_step=0,
-    )
-    model = GatedUNet(cfg.width).to(device).eval()
-    size = cfg.image_size
-    image = torch.zeros(1, 3, size, size, device=device)
-    mask = torch.zeros(1, 1, size, size, device=device)
-    mask[..., size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
-
-    flops, uncounted = count_flops(lambda: forward(model, image, mask))
-    latency = (
-        measure_latency(
-            lambda: forward(model, image, mask), device, int(job.get("latency_runs", 10))
-        )
-        if job.get("measure_latency", True)
-        else None
-    )
-    report = {
-        "contract_version": "1",
-        "model": "gatedconv",
-        "parameters": {"generator": count_parameters(model), "discriminator": None, "other": {}},
-        "flops": {
-            "image_size": size,
-            "forward_flops": flops,
-            "counter": "torch.utils.flop_counter.FlopCounterMode",
-            "uncounted_ops": uncounted,
-        },
-        "latency_ms": latency,
-        "peak_memory_bytes": peak_memory_bytes(device),
-        "device": device.type,
-    }
-    with atomic_target(job.outputs / "describe.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=1))
-    events.emit("run_stop", status="completed", reason="done", step=0, images_seen=0, message=None)
-
-
-def main() -> None:
-    run_and_exit({"train": train, "predict": predict, "describe": describe})
-
+MODEL = GatedConv()
+train, predict, describe = handlers(MODEL)
 
 if __name__ == "__main__":
-    main()
+    main(MODEL)
