@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from datatree import tiny_run_args, write_tiny_benchmark
+from dockerhost import engine_and_base
 from runs import FAULTY
 
 from harness.config import Runtime, load_benchmark
@@ -298,19 +299,7 @@ DOCKER_CASES = [
 
 @pytest.fixture(scope="module")
 def docker_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    docker = pytest.importorskip("docker")
-    from harness.runners.docker import engine_problem
-
-    problem = engine_problem()
-    if problem:
-        pytest.skip(problem)
-    base = os.environ.get("INPAINT_BENCH_BASE_IMAGE")
-    if not base:
-        pytest.skip("set INPAINT_BENCH_BASE_IMAGE to an offline base image (.ci/docker-setup.sh)")
-    try:
-        docker.from_env(timeout=60).images.get(base)
-    except docker.errors.ImageNotFound:
-        pytest.skip(f"{base}: base image not in the engine; run .ci/docker-setup.sh")
+    engine_and_base()  # or skip, saying why
     root = tmp_path_factory.mktemp("faulty-docker")
     runtime = {"memory": MEMORY, "setup_cap": "30s", "grace": "1s", "predict_cap": "2s"}
     config = write_config(root, DOCKER_CASES, runtime)
