@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.config import ModelEntry
 from harness.contract import validate_describe
@@ -13,13 +13,15 @@ from harness.images import ImageFolder
 from harness.jobs import describe_job, spec_of, write_job
 from harness.ledger import Ledger
 from harness.runners.base import Launch, Mounts
-
-if TYPE_CHECKING:
-    from harness.pipeline import Pipeline, RunSummary
+from harness.steps import RunContext, RunSummary
 
 
 def describe(
-    pipeline: Pipeline, ledger: Ledger, summary: RunSummary, model: ModelEntry, folder: ImageFolder
+    pipeline: RunContext,
+    ledger: Ledger,
+    summary: RunSummary,
+    model: ModelEntry,
+    folder: ImageFolder,
 ) -> None:
     """Record what the model's `describe` says: parameters, FLOPs at 256², latency, memory."""
     if "describe" not in folder.manifest["commands"]:
@@ -36,11 +38,11 @@ def describe(
             str(folder.path),
             "describe",
             Mounts({}, job, work / "checkpoints", work / "outputs"),
-            pipeline._limits(600.0),
+            pipeline.limits(600.0),
             pipeline.run_dir / "logs" / f"describe-{model.name}.log",
             pipeline.gpu,
         )
-        outcome = pipeline._launch(ledger, key, attempt, launch, f"describe {model.name}")
+        outcome = pipeline.launch(ledger, key, attempt, launch, f"describe {model.name}")
         found = work / "outputs" / "describe.json"
         if not outcome.ok or not found.is_file():
             return {
@@ -58,4 +60,4 @@ def describe(
             **pipeline.provenance(folder.path),
         }
 
-    pipeline._step(ledger, summary, "describe", model.name, parts, body)
+    pipeline.step(ledger, summary, "describe", model.name, parts, body)

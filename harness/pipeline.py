@@ -13,7 +13,6 @@ import logging
 import shutil
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,31 +28,10 @@ from harness.ledger import Ledger, content_key
 from harness.predictions import check_predictions, make_masked_inputs
 from harness.progress import Reporter, job_display
 from harness.runners.base import Launch, Limits, Mounts, Outcome, Runner
+from harness.steps import RunSummary, StepResult
 from harness.supervisor import supervise
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StepResult:
-    kind: str
-    label: str
-    key: str
-    status: str  # done | failed | cached | skipped
-    reason: str
-    result: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    profile: str
-    runner: str
-    steps: list[StepResult] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[StepResult]:
-        return [s for s in self.steps if s.status == "failed"]
 
 
 class Pipeline:
@@ -190,7 +168,7 @@ class Pipeline:
 
     # --- one ledger step ------------------------------------------------------------------------
 
-    def _step(
+    def step(
         self,
         ledger: Ledger,
         summary: RunSummary,
@@ -226,9 +204,7 @@ class Pipeline:
             self.reporter.note(f"  failed: {result.reason}")
         return result
 
-    def _launch(
-        self, ledger: Ledger, key: str, attempt: int, launch: Launch, label: str
-    ) -> Outcome:
+    def launch(self, ledger: Ledger, key: str, attempt: int, launch: Launch, label: str) -> Outcome:
         def on_event(line_no: int, event: dict[str, Any]) -> None:
             ledger.add_event(key, attempt, line_no, event)
             display.update(event)
@@ -257,7 +233,7 @@ class Pipeline:
             )
             return {"images": len(names), "path": str(out)}
 
-        step = self._step(
+        step = self.step(
             ledger, summary, "inputs", test_set, {"data": data_id, "set": test_set}, body
         )
         if step.status == "cached" and not out.is_dir():
@@ -265,7 +241,7 @@ class Pipeline:
             body(step.key, 0)
         return out
 
-    def _limits(self, budget_s: float, cap_setting: str = "") -> Limits:
+    def limits(self, budget_s: float, cap_setting: str = "") -> Limits:
         rt = self.profile.runtime
         return Limits(
             setup_cap_s=rt.setup_cap_s,
@@ -314,11 +290,11 @@ class Pipeline:
                 str(folder.path),
                 "train",
                 mounts,
-                self._limits(model.train_budget_s),
+                self.limits(model.train_budget_s),
                 self.run_dir / "logs" / f"train-{model.name}-{source}.log",
                 self.gpu,
             )
-            outcome = self._launch(ledger, key, attempt, launch, f"train {label}")
+            outcome = self.launch(ledger, key, attempt, launch, f"train {label}")
             result = {
                 "status": outcome.status,
                 "reason": outcome.reason,
@@ -338,7 +314,7 @@ class Pipeline:
                 result["failed"] = True
             return result
 
-        return self._step(ledger, summary, "train", label, parts, body)
+        return self.step(ledger, summary, "train", label, parts, body)
 
     def _predict(
         self,
@@ -377,11 +353,11 @@ class Pipeline:
                 str(folder.path),
                 "predict",
                 mounts,
-                self._limits(self.profile.runtime.predict_cap(n), "runtime.predict_cap"),
+                self.limits(self.profile.runtime.predict_cap(n), "runtime.predict_cap"),
                 self.run_dir / "logs" / f"predict-{model.name}-{source}.log",
                 self.gpu,
             )
-            outcome = self._launch(ledger, key, attempt, launch, f"predict {label}")
+            outcome = self.launch(ledger, key, attempt, launch, f"predict {label}")
             if not outcome.ok:
                 return {"failed": True, "reason": outcome.reason}
             check = check_predictions(outputs, inputs, masks, self.profile.image_size)
@@ -401,7 +377,7 @@ class Pipeline:
                 **self.provenance(folder.path),
             }
 
-        step = self._step(ledger, summary, "predict", label, parts, body)
+        step = self.step(ledger, summary, "predict", label, parts, body)
         if step.status == "cached" and not final.is_dir():
             raise DataError(
                 f"{final}: recorded as done but missing",

@@ -15,7 +15,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from harness.config import ModelEntry
 from harness.contract import CONTRACT_VERSION, DATA_MOUNT, OUTPUTS_MOUNT
@@ -24,9 +24,7 @@ from harness.errors import HarnessError
 from harness.images import REPO, SDK_DIR
 from harness.ledger import Ledger, content_key
 from harness.runners.base import Launch, Mounts, Outcome
-
-if TYPE_CHECKING:
-    from harness.pipeline import Pipeline, RunSummary, StepResult
+from harness.steps import RunContext, RunSummary, StepResult
 
 METRICS_FOLDER = REPO / "images" / "metrics"
 # Always scored next to what benchmark.yaml asks for: the second SSIM convention, hole-only
@@ -116,13 +114,11 @@ class _Todo:
 
 
 def score_all(
-    pipeline: Pipeline, ledger: Ledger, summary: RunSummary, pending: list[PendingScore]
+    pipeline: RunContext, ledger: Ledger, summary: RunSummary, pending: list[PendingScore]
 ) -> None:
     """Score every model's predictions of each (source, test set) in one metrics job: the ground
     truth is decoded and its LPIPS features computed once for all of them. Each model keeps its
     own ledger step (content key, status, rows), so a rerun scores only what is not done."""
-    from harness.pipeline import StepResult
-
     groups: dict[tuple[str, str], list[PendingScore]] = {}
     for item in pending:
         groups.setdefault((item.source, item.test_set), []).append(item)
@@ -155,7 +151,7 @@ def score_all(
 
 
 def _score_together(
-    pipeline: Pipeline,
+    pipeline: RunContext,
     ledger: Ledger,
     summary: RunSummary,
     source: str,
@@ -163,8 +159,6 @@ def _score_together(
     metrics: list[str],
     todo: list[_Todo],
 ) -> None:
-    from harness.pipeline import StepResult
-
     attempts = [ledger.begin(t.key, "score", t.label, t.parts) for t in todo]
     pipeline.reporter.note(f"score: {', '.join(t.label for t in todo)}")
     key, attempt = todo[0].key, attempts[0]  # the job's events go to the first model's step
@@ -198,12 +192,12 @@ def _score_together(
             str(METRICS_FOLDER),
             "score",
             Mounts(host, job, work / "checkpoints", outputs),
-            pipeline._limits(max(600.0, 2.0 * images * len(todo))),
+            pipeline.limits(max(600.0, 2.0 * images * len(todo))),
             pipeline.run_dir / "logs" / f"score-{source}-{test_set}.log",
             pipeline.gpu,
         )
         label = f"score {test_set} ({source}): {len(todo)} model(s)"
-        outcome = pipeline._launch(ledger, key, attempt, launch, label)
+        outcome = pipeline.launch(ledger, key, attempt, launch, label)
         results = [
             _take_scores(pipeline, ledger, t, source, test_set, metrics, outcome, outputs, i)
             for i, t in enumerate(todo)
@@ -231,7 +225,7 @@ def _score_together(
 
 
 def _take_scores(
-    pipeline: Pipeline,
+    pipeline: RunContext,
     ledger: Ledger,
     todo: _Todo,
     source: str,
