@@ -271,7 +271,7 @@ def test_latex_captions_leave_the_numbering_to_latex(built: BuiltReport) -> None
         assert len(captions) == 1, path
         assert not captions[0].startswith("Table"), path
     main = (built.report / "tables" / "main_place2.tex").read_text()
-    assert r"\caption{models trained on place2." in main
+    assert r"\caption{Models trained on place2." in main
 
 
 def test_missing_values_render_as_na_never_as_a_number(built: BuiltReport) -> None:

@@ -111,8 +111,8 @@ def _identical_note(table: pd.DataFrame) -> str:
     return (
         f" {' and '.join(shown)} floor the MSE at {PSNR_MSE_FLOOR:g}, so an image whose "
         f"prediction equals its ground truth scores {PSNR_CAP_DB:.2f} dB instead of infinity; "
-        'such images stay in the mean and the interval at that value, and "k identical" '
-        "counts them in a cell (a mean pulled up by them is not a better inpainting)."
+        "such images stay in the mean and the interval at that value, and a cell with any "
+        "counts them (k identical): a mean they pull up is not a better inpainting."
     )
 
 

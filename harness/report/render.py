@@ -333,6 +333,7 @@ def _latex_open(spec: str, caption: str, label: str, head: list[str]) -> list[st
     # LaTeX numbers a \caption itself ("Table 1: …"), so a caption written for Markdown and HTML,
     # which starts with its own "Table N:", would read "Table 1: Table 1: …".
     caption = re.sub(r"^Table \d+:\s*", "", caption)
+    caption = caption[:1].upper() + caption[1:]
     return [
         r"\begin{table}[t]",
         r"\centering",
