@@ -634,3 +634,18 @@ def test_training_curve_axis_labels_are_not_clipped() -> None:
                 box = label.get_window_extent(renderer)
                 assert box.x0 >= 0 and box.y0 >= 0, (models, label.get_text(), box)
                 assert box.x1 <= width and box.y1 <= height, (models, label.get_text(), box)
+
+
+def test_complexity_is_shown_as_two_tables_that_fit_a_column(built: BuiltReport) -> None:
+    full = pd.read_csv(built.report / "tables" / "complexity.csv")
+    md = (built.report / "report.md").read_text()
+    shown: list[str] = []
+    for name, opening in (("complexity", "*Size, from"), ("complexity_runtime", "*Speed and")):
+        _caption, header, rows = next(t for t in markdown_tables(md) if t[0].startswith(opening))
+        assert len(header) <= 8, (name, header)
+        assert len(rows) == len(full)
+        tex = (built.report / "tables" / f"{name}.tex").read_text()
+        assert re.search(r"\\begin\{tabular\}\{l{1,8}\}", tex), name
+        shown += header
+    expected = {render.plain_header(c) for c in full.columns}
+    assert set(shown) == expected  # every CSV column is shown in one of the two

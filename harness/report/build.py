@@ -401,15 +401,32 @@ def _worst_note(worst: pd.DataFrame) -> str:
     return f"{usual}, except {exceptions}."
 
 
+# The complexity table has 15 columns: too wide for the HTML page and a LaTeX column, so it is
+# shown as two (the CSV keeps them all in one); "model" repeats in each to join them by eye.
+COMPLEXITY_SIZE = [
+    "model",
+    "status",
+    "params_generator",
+    "params_discriminator",
+    "gflops",
+    "gmacs",
+    "image_size",
+]
+COMPLEXITY_RUNTIME = [
+    "model",
+    "latency_ms_median",
+    "latency_runs",
+    "peak_memory_mib",
+    "device",
+    "counter",
+    "uncounted_ops",
+    "reason",
+]
+
+
 def _complexity_section(run: RunData, out: _Writer) -> None:
     out.doc.heading(2, "Model complexity", "complexity")
     device = run.info.get("device", "?")
-    caption = (
-        "From each model's describe step: parameter counts; FLOPs of one generator forward of "
-        "one image at its image size, in GFLOPs and GMACs (1 MAC = 2 FLOPs; a lower bound where "
-        f"ops were uncounted); median latency and peak memory on the run's device ({device}); "
-        "— = not measured."
-    )
     formats = {
         "params_generator": "{:,}".format,
         "params_discriminator": "{:,}".format,
@@ -418,7 +435,22 @@ def _complexity_section(run: RunData, out: _Writer) -> None:
         "latency_ms_median": "{:.1f}".format,
         "peak_memory_mib": "{:.0f}".format,
     }
-    out.plain("complexity", complexity_table(run), caption, formats)
+    table = complexity_table(run)
+    size = [c for c in COMPLEXITY_SIZE if c in table]
+    caption = (
+        "Size, from each model's describe step: parameter counts; FLOPs of one generator "
+        "forward of one image at its image size, in GFLOPs and GMACs (1 MAC = 2 FLOPs; a lower "
+        "bound where ops were uncounted, see the next table); — = not measured. Both tables "
+        "are one CSV, tables/complexity.csv."
+    )
+    out.plain("complexity", table, caption, formats, shown=table[size])
+    runtime = [c for c in COMPLEXITY_RUNTIME if c in table]
+    caption = (
+        f"Speed and memory, from the same describe step: median latency over the timed runs and "
+        f"peak memory on the run's device ({device}); the FLOP counter and the ops it did not "
+        "count; why a describe step did not finish; — = not measured."
+    )
+    out.plain("complexity_runtime", table[runtime], caption, formats)
 
 
 def _training_section(run: RunData, out: _Writer) -> None:
