@@ -649,3 +649,22 @@ def test_complexity_is_shown_as_two_tables_that_fit_a_column(built: BuiltReport)
         shown += header
     expected = {render.plain_header(c) for c in full.columns}
     assert set(shown) == expected  # every CSV column is shown in one of the two
+
+
+def test_area_bins_count_identical_images_too(built: BuiltReport) -> None:
+    table = pd.read_csv(built.report / "tables" / "area_bins_place2.csv")
+    expected: dict[tuple[str, str, str], int] = {}
+    for r in built.fixture.rows:
+        if r["variant"] == "composite" and r["source"] == "place2" and r["value"] == PSNR_CAP:
+            key = (r["metric"], r["bin"], r["model"])
+            expected[key] = expected.get(key, 0) + 1
+    pooled = table[table["test_set"] == "all test sets"]
+    found = {
+        (c["metric"], c["bin"], c["model"]): c["identical"]
+        for c in pooled.to_dict("records")
+        if c["identical"]
+    }
+    assert found == expected and sum(found.values()) == 2 * IDENTICAL_COUNT
+    md = (built.report / "report.md").read_text()
+    caption = next(t[0] for t in markdown_tables(md) if "per hole-area bin" in t[0])
+    assert "scores 148.13 dB instead of infinity" in caption

@@ -319,6 +319,7 @@ def _area_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
             f"Models trained on {source}, composite scores per hole-area bin (fraction of the "
             f"image that is hole, open below, closed above), pooled over the source's test "
             f"sets (per-test-set rows in tables/area_bins_{_slug(source)}.csv); {_ci_words(run)}."
+            + _identical_note(pooled)
         )
         out.doc.heading(3, f"By hole area, trained on {source}")
         out.scores(f"area_bins_{_slug(source)}", table, pooled, BINNED, caption)
