@@ -13,6 +13,7 @@ composite: its raw files change known pixels. alpha's training on place2 was res
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,11 @@ HOLE_FRACTIONS = (0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.08, 0.19, 0.31)
 N_IMAGES = len(HOLE_FRACTIONS)
 LPIPS_WEIGHTS_MISSING = ("place2", "beta", "celeba_test")
 LPIPS_NULL_SILENT = ("celeba", "gamma", "places_test")
+# The first IDENTICAL_COUNT predictions of this cell equal their ground truth: PSNR and Hole PSNR
+# read the metrics image's cap, 10·log10(255² / 1e-10) dB (MSE floored at 1e-10).
+IDENTICAL_CELL = ("place2", "alpha", "places_test")
+IDENTICAL_COUNT = 2
+PSNR_CAP = 10 * math.log10(255**2 / 1e-10)
 PREDICT_FAILED = ("celeba", "beta", "places_test")  # its predictions failed the checks
 PREDICT_FAILURE = "2 prediction(s) missing, e.g. 000003.png"
 WEIGHTS_MISSING = "n/a (weights missing)"
@@ -101,6 +107,9 @@ def _score_rows(
             m: float(rng.normal(CENTRES[model][m], SPREAD[m])) for m in SPREAD
         }
         composite["known_pixel_dev"] = 0.0
+        if (source, model, test_set) == IDENTICAL_CELL and i < IDENTICAL_COUNT:
+            composite |= {"psnr": PSNR_CAP, "psnr_hole": PSNR_CAP, "ssim": 1.0, "l1_hole": 0.0}
+            composite["lpips"] = 0.0
         if (source, model, test_set) in (LPIPS_WEIGHTS_MISSING, LPIPS_NULL_SILENT):
             composite["lpips"] = None
         raw = dict(composite)

@@ -22,10 +22,13 @@ from reportfixture import (
     DESCRIBE_FAILURE,
     FAILED,
     FLOPS,
+    IDENTICAL_CELL,
+    IDENTICAL_COUNT,
     METRICS_IMAGE,
     MODELS,
     PREDICT_FAILED,
     PREDICT_FAILURE,
+    PSNR_CAP,
     SEED,
     SIZE,
     SKIPPED,
@@ -49,7 +52,7 @@ LABELS = {
     "PSNR (dB) ↑": "psnr",
     "SSIM ↑": "ssim",
     "LPIPS ↓": "lpips",
-    "Hole L1 ↓": "l1_hole",
+    "Hole L1 (uint8 levels, 0–255) ↓": "l1_hole",
     "Hole PSNR (dB) ↑": "psnr_hole",
 }
 BINS = ["(0.01,0.1]", "(0.1,0.2]", "(0.2,0.3]", "(0.3,0.4]", "(0.4,0.5]", "(0.5,0.6]"]
@@ -170,15 +173,105 @@ def test_bold_marks_the_best_model_of_each_row(built: BuiltReport, source: str) 
     assert checked_lower > 0, "no row where lower-is-better changes the winner"
 
 
-def test_markdown_cells_show_the_mean_and_its_interval(built: BuiltReport) -> None:
+def test_markdown_cells_show_the_mean_its_interval_and_n(built: BuiltReport) -> None:
     data = values(
-        built.fixture.rows, source="place2", test_set="places_test", metric="psnr", model="alpha"
+        built.fixture.rows, source="celeba", test_set="places_test", metric="psnr", model="alpha"
     )
     low, high = reference_bootstrap(data, SEED)
-    text = cell_text(built, "place2", "places_test", "psnr", "alpha")
+    text = cell_text(built, "celeba", "places_test", "psnr", "alpha")
     mean = f"{sum(data) / len(data):.2f}"
-    assert text in (f"**{mean}** [{low:.2f}, {high:.2f}]", f"{mean} [{low:.2f}, {high:.2f}]")
+    shown = f"[{low:.2f}, {high:.2f}] (n = {len(data)})"
+    assert text in (f"**{mean}** {shown}", f"{mean} {shown}")
     assert "percentile-bootstrap interval" in built.main_markdown
+    assert "n: the images with a score" in built.main_markdown
+
+
+def _hand_count_identical(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], int]:
+    """Count, per composite cell, the images whose PSNR-type score is the fixture's cap."""
+    counts: dict[tuple[str, ...], int] = {}
+    for r in rows:
+        if r["variant"] == "composite" and r["metric"] in ("psnr", "psnr_hole"):
+            key = (r["source"], r["test_set"], r["metric"], r["model"])
+            counts[key] = counts.get(key, 0) + (r["value"] == PSNR_CAP)
+    return counts
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_identical_images_are_counted_per_cell_kept_in_the_mean_and_explained(
+    built: BuiltReport, source: str
+) -> None:
+    counts = _hand_count_identical(built.fixture.rows)
+    table = pd.read_csv(built.report / "tables" / f"main_{source}.csv")
+    for cell in table.to_dict("records"):
+        key = (source, cell["test_set"], cell["metric"], cell["model"])
+        assert cell["identical"] == counts.get(key, 0), key
+        text = cell_text(built, source, cell["test_set"], cell["metric"], cell["model"])
+        if not cell["n"]:
+            assert "(" not in text.replace("(weights missing)", ""), (key, text)
+        elif cell["identical"]:
+            assert text.endswith(f"(n = {cell['n']}; {cell['identical']} identical)"), text
+        else:
+            assert text.endswith(f"(n = {cell['n']})"), (key, text)
+    src, model, test_set = IDENTICAL_CELL
+    flagged = table[table["identical"] > 0]
+    if source != src:
+        assert flagged.empty
+        return
+    assert sorted(flagged["metric"]) == ["psnr", "psnr_hole"]
+    assert set(flagged["identical"]) == {IDENTICAL_COUNT}
+    # The rule the notes state: the capped images stay in the mean at the cap.
+    data = values(built.fixture.rows, source=src, test_set=test_set, metric="psnr", model=model)
+    assert data.count(PSNR_CAP) == IDENTICAL_COUNT
+    psnr = flagged[flagged["metric"] == "psnr"].iloc[0]
+    assert psnr["n"] == len(data) and psnr["mean"] == pytest.approx(sum(data) / len(data))
+    for caption, _header, _rows in markdown_tables(built.main_markdown):
+        if f"models trained on {source}." in caption:
+            assert "scores 148.13 dB instead of infinity" in caption
+            assert "stay in the mean and the interval at that value" in caption
+    html = (built.report / "report.html").read_text()
+    assert f'data-identical="{IDENTICAL_COUNT}"' in html
+    tex = (built.report / "tables" / f"main_{source}.tex").read_text()
+    assert f"; {IDENTICAL_COUNT} identical)" in tex
+
+
+def test_the_psnr_cap_marks_exact_matches_only() -> None:
+    """The report's cap agrees with the metrics image, and scikit-image's PSNR (no floor) says
+    why the cap is safe: identical images are +inf there, and the smallest real difference of a
+    512² image is far below the cap."""
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    metrics = _load_metrics_module()
+    gt = np.random.default_rng(0).integers(0, 256, size=(1, 512, 512, 3), dtype=np.uint8)
+    off_by_one = gt.copy()
+    off_by_one[0, 0, 0, 0] ^= 1
+    assert math.isclose(registry.PSNR_CAP_DB, metrics.PSNR_CAP_DB, abs_tol=1e-12)
+    capped = float(metrics.psnr(gt, gt)[0])
+    assert registry.is_identical("psnr", capped) and registry.is_identical("psnr_hole", capped)
+    assert not registry.is_identical("ssim", capped)
+    with np.errstate(divide="ignore"):
+        assert skimage_metrics.peak_signal_noise_ratio(gt[0], gt[0], data_range=255) == np.inf
+    nearest = skimage_metrics.peak_signal_noise_ratio(gt[0], off_by_one[0], data_range=255)
+    assert float(metrics.psnr(off_by_one, gt)[0]) == pytest.approx(nearest)
+    assert nearest < registry.PSNR_CAP_DB - 40 and not registry.is_identical("psnr", nearest)
+    assert not registry.is_identical("psnr", math.nan)
+
+
+def test_lpips_weights_missing_says_once_how_to_get_them(built: BuiltReport) -> None:
+    report = (built.report / "report.md").read_text()
+    # Only place2's main table has an LPIPS cell without weights (celeba's is a silent NULL).
+    assert report.count("BAKE_WEIGHTS=1") == 1 == built.main_markdown.count("BAKE_WEIGHTS=1")
+    place2 = report.index("### Trained on place2")
+    assert place2 < report.index("BAKE_WEIGHTS=1") < report.index("### Trained on celeba")
+    assert "docs/docker.md" in report
+
+
+def test_latex_captions_leave_the_numbering_to_latex(built: BuiltReport) -> None:
+    assert "*Table 1: models trained on place2." in built.main_markdown
+    for path in (built.report / "tables").glob("*.tex"):
+        captions = re.findall(r"\\caption\{(.*)\}", path.read_text())
+        assert len(captions) == 1, path
+        assert not captions[0].startswith("Table"), path
+    main = (built.report / "tables" / "main_place2.tex").read_text()
+    assert r"\caption{Models trained on place2." in main
 
 
 def test_missing_values_render_as_na_never_as_a_number(built: BuiltReport) -> None:
@@ -452,7 +545,13 @@ def test_worst_cases_rank_by_lpips_or_say_why_not(built: BuiltReport) -> None:
     assert set(beta["metric"]) == {"psnr"}
     assert beta["note"].iloc[0].startswith("ranked by PSNR, lowest first: LPIPS n/a (weights")
     assert (built.report / "figures" / "worst_place2_beta.png").is_file()
-    assert "ranked by PSNR" in (built.report / "report.md").read_text()
+    caption, header, rows = next(
+        t for t in markdown_tables((built.report / "report.md").read_text()) if "worst" in t[0]
+    )
+    assert "note" not in header and len(rows) == len(worst)  # the note is said once, above
+    assert caption.count("ranked by LPIPS, highest first") == 1
+    assert "beta trained on place2: ranked by PSNR, lowest first: LPIPS n/a (weights" in caption
+    assert "alpha trained on" not in caption  # the usual rule is not repeated per model
 
 
 # --- the run is only read; the registry agrees with the metrics image ------------------------
@@ -506,3 +605,66 @@ def test_report_registry_agrees_with_the_metrics_image() -> None:
     for name, info in registry.REGISTRY.items():
         assert info.higher_is_better == metrics[name].higher_is_better, name
         assert info.unit == metrics[name].unit, name
+
+
+def test_training_curve_axis_labels_are_not_clipped() -> None:
+    """Wide linear loss ticks (a WGAN loss near −600000, another near 0.0001) once pushed the
+    "loss" label off the figure's left edge."""
+    pytest.importorskip("matplotlib")
+    from harness.report.figures import curves_figure
+
+    steps = range(1, 50)
+    curves = pd.DataFrame(
+        [
+            {"source": "s", "model": m, "loss": loss, "step": step, "value": v, "status": "done"}
+            for m in ("one", "two")
+            for loss, scale in (("g", -12345.678), ("d", 0.000123))
+            for step in steps
+            for v in (scale * step,)
+        ]
+    )
+    for models in (["one"], ["one", "two"]):
+        figure = curves_figure(curves[curves["model"].isin(models)], "s")
+        assert figure is not None
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        width, height = figure.canvas.get_width_height()
+        for ax in figure.axes:
+            for label in (ax.yaxis.label, ax.xaxis.label, ax.title):
+                box = label.get_window_extent(renderer)
+                assert box.x0 >= 0 and box.y0 >= 0, (models, label.get_text(), box)
+                assert box.x1 <= width and box.y1 <= height, (models, label.get_text(), box)
+
+
+def test_complexity_is_shown_as_two_tables_that_fit_a_column(built: BuiltReport) -> None:
+    full = pd.read_csv(built.report / "tables" / "complexity.csv")
+    md = (built.report / "report.md").read_text()
+    shown: list[str] = []
+    for name, opening in (("complexity", "*Size, from"), ("complexity_runtime", "*Speed and")):
+        _caption, header, rows = next(t for t in markdown_tables(md) if t[0].startswith(opening))
+        assert len(header) <= 8, (name, header)
+        assert len(rows) == len(full)
+        tex = (built.report / "tables" / f"{name}.tex").read_text()
+        assert re.search(r"\\begin\{tabular\}\{l{1,8}\}", tex), name
+        shown += header
+    expected = {render.plain_header(c) for c in full.columns}
+    assert set(shown) == expected  # every CSV column is shown in one of the two
+
+
+def test_area_bins_count_identical_images_too(built: BuiltReport) -> None:
+    table = pd.read_csv(built.report / "tables" / "area_bins_place2.csv")
+    expected: dict[tuple[str, str, str], int] = {}
+    for r in built.fixture.rows:
+        if r["variant"] == "composite" and r["source"] == "place2" and r["value"] == PSNR_CAP:
+            key = (r["metric"], r["bin"], r["model"])
+            expected[key] = expected.get(key, 0) + 1
+    pooled = table[table["test_set"] == "all test sets"]
+    found = {
+        (c["metric"], c["bin"], c["model"]): c["identical"]
+        for c in pooled.to_dict("records")
+        if c["identical"]
+    }
+    assert found == expected and sum(found.values()) == 2 * IDENTICAL_COUNT
+    md = (built.report / "report.md").read_text()
+    caption = next(t[0] for t in markdown_tables(md) if "per hole-area bin" in t[0])
+    assert "scores 148.13 dB instead of infinity" in caption

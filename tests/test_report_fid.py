@@ -84,10 +84,15 @@ def test_fid_row_shows_the_values_and_bolds_the_lowest(tmp_path: Path) -> None:
     assert list(fid) == list(TEST_SETS)
     for row in fid.values():
         cells = dict(zip(header[2:], row[2:], strict=True))
-        assert cells == {"alpha": "40.00", "beta": "**25.50**", "gamma": "31.25"}  # no interval
+        # No interval; n is the test set's image count.
+        assert cells == {
+            "alpha": "40.00 (n = 9)",
+            "beta": "**25.50** (n = 9)",
+            "gamma": "31.25 (n = 9)",
+        }
     assert "no CI: a set-level metric" in result.main_markdown
     tex = (result.path / "tables" / "main_place2.tex").read_text()
-    assert r"\textbf{25.50}" in tex and "40.00 &" in tex
+    assert r"\textbf{25.50}" in tex and r"40.00 {\scriptsize (n = 9)} &" in tex
     html = (result.path / "report.html").read_text()
     assert 'data-mean="25.5" data-n="9"' in html
     # The raw variant is not part of the main table: its values (composite + 1) do not appear.

@@ -28,8 +28,12 @@ from harness.report.figures import area_plot, curves_plot
 from harness.report.grids import Pictures, choose_samples, sample_grid, worst_grid
 from harness.report.page import Document
 from harness.report.registry import (
+    FLOORED,
+    PSNR_CAP_DB,
+    PSNR_MSE_FLOOR,
     SET_LEVEL_NOTE,
     SET_METRICS,
+    WEIGHTS_MISSING,
     direction_map,
     label_with_unit,
     metric_info,
@@ -58,7 +62,7 @@ from harness.report.stats import LEVEL, RESAMPLES
 
 REPORT_DIR = "report"
 WORST_COUNT = 3
-MAIN = Layout(("test_set", "metric"))
+MAIN = Layout(("test_set", "metric"), show_n=True)
 BINNED = Layout(("metric", "bin"))
 KNOWN_PIXEL_NOTE = (
     "Known-pixel deviation: mean |raw − ground truth| over the pixels outside the hole "
@@ -89,6 +93,27 @@ def _label(name: str) -> str:
     """Make a LaTeX label with hyphens for underscores, so every `_` in a .tex file is escaped
     text."""
     return "tab:" + name.replace("_", "-")
+
+
+LPIPS_WEIGHTS_NOTE = (
+    "LPIPS n/a (weights missing): the metrics image had no AlexNet weights. Build it on a host "
+    "that can download them, with BAKE_WEIGHTS=1 (see docs/docker.md), or give the local runner "
+    "a folder that holds them (--weights-dir or TORCH_HOME), then rerun the same command: only "
+    "the scoring is redone."
+)
+
+
+def _identical_note(table: pd.DataFrame) -> str:
+    """State the rule for images identical to their ground truth, where a PSNR metric is shown."""
+    shown = [metric_info(m).label for m in FLOORED if m in set(table["metric"])]
+    if not shown:
+        return ""
+    return (
+        f" {' and '.join(shown)} floor the MSE at {PSNR_MSE_FLOOR:g}, so an image whose "
+        f"prediction equals its ground truth scores {PSNR_CAP_DB:.2f} dB instead of infinity; "
+        "such images stay in the mean and the interval at that value, and a cell with any "
+        "counts them (k identical): a mean they pull up is not a better inpainting."
+    )
 
 
 def _set_level_note(table: pd.DataFrame) -> str:
@@ -152,12 +177,16 @@ class _Writer:
         data: pd.DataFrame,
         caption: str,
         formats: Mapping[str, render.Formatter] | None = None,
+        shown: pd.DataFrame | None = None,
     ) -> None:
+        """Write `data` to the CSV and `shown` (default: `data`) everywhere else."""
         render.write_csv(data, self.folder / "tables" / f"{name}.csv")
-        tex = render.plain_latex(data, caption, _label(name), formats)
+        shown = data if shown is None else shown
+        tex = render.plain_latex(shown, caption, _label(name), formats)
         (self.folder / "tables" / f"{name}.tex").write_text(tex)
         self.doc.table(
-            render.plain_markdown(data, caption, formats), render.plain_html(data, caption, formats)
+            render.plain_markdown(shown, caption, formats),
+            render.plain_html(shown, caption, formats),
         )
 
     def figure(self, name: str, caption: str, image: Image.Image | None = None) -> None:
@@ -238,13 +267,18 @@ def _main_section(run: RunData, out: _Writer) -> str:
         caption = (
             f"Table {number}: models trained on {source}. Cell: mean over the test set's "
             f"images of the per-image score on the composite (the prediction inside the hole, "
-            f"the ground truth outside); {_ci_words(run)}; bold: best of the row "
-            f"(↑ higher is better, ↓ lower is better)."
+            f"the ground truth outside); {_ci_words(run)}; n: the images with a score; "
+            f"bold: best of the row (↑ higher is better, ↓ lower is better)."
+            + _identical_note(table)
             + _not_shown(run, source, set(table["model"]))
             + _set_level_note(table)
         )
         out.doc.heading(3, f"Trained on {source}")
-        parts.append(out.scores(f"main_{_slug(source)}", table, table, MAIN, caption))
+        markdown = out.scores(f"main_{_slug(source)}", table, table, MAIN, caption)
+        if (table["missing"] == WEIGHTS_MISSING).any():
+            out.doc.paragraph(LPIPS_WEIGHTS_NOTE, note=True)
+            markdown += f"\n{LPIPS_WEIGHTS_NOTE}\n"
+        parts.append(markdown)
     return "\n".join(parts)
 
 
@@ -256,7 +290,8 @@ def _raw_section(run: RunData, out: _Writer) -> None:
             continue
         caption = (
             f"Models trained on {source}, scored on the raw files as written (no compositing). "
-            f"Cell: mean over images; {_ci_words(run)}; bold: best of the row."
+            f"Cell: mean over images; {_ci_words(run)}; n: the images with a score; bold: best "
+            "of the row." + _identical_note(table)
         )
         out.doc.heading(3, f"Raw, trained on {source}")
         out.scores(f"raw_{_slug(source)}", table, table, MAIN, caption)
@@ -284,6 +319,7 @@ def _area_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
             f"Models trained on {source}, composite scores per hole-area bin (fraction of the "
             f"image that is hole, open below, closed above), pooled over the source's test "
             f"sets (per-test-set rows in tables/area_bins_{_slug(source)}.csv); {_ci_words(run)}."
+            + _identical_note(pooled)
         )
         out.doc.heading(3, f"By hole area, trained on {source}")
         out.scores(f"area_bins_{_slug(source)}", table, pooled, BINNED, caption)
@@ -338,8 +374,9 @@ def _qualitative_section(run: RunData, out: _Writer, reporter: Reporter) -> None
     out.plain(
         "worst_cases",
         worst,
-        "Each model's worst composite predictions.",
+        "Each model's worst composite predictions, " + _worst_note(worst),
         {"value": "{:.3f}".format, "hole_fraction": "{:.0%}".format},
+        shown=worst.drop(columns="note"),
     )
     for (source, model), picks in worst.groupby(["source", "model"], sort=False):
         note = str(picks["note"].iloc[0])
@@ -348,15 +385,49 @@ def _qualitative_section(run: RunData, out: _Writer, reporter: Reporter) -> None
         out.figure(f"worst_{_slug(str(source))}_{_slug(str(model))}", caption, image)
 
 
+def _worst_note(worst: pd.DataFrame) -> str:
+    """Say once how the worst cases are ranked: one note for all, or one per model that differs
+    (the CSV keeps the note on every row)."""
+    notes = worst.drop_duplicates(["source", "model"])
+    common = notes["note"].mode()
+    if common.empty:
+        return "none."
+    usual = str(common.iloc[0])
+    others = notes[notes["note"] != usual]
+    if others.empty:
+        return f"{usual}."
+    exceptions = "; ".join(
+        f"{r['model']} trained on {r['source']}: {r['note']}" for r in others.to_dict("records")
+    )
+    return f"{usual}, except {exceptions}."
+
+
+# The complexity table has 15 columns: too wide for the HTML page and a LaTeX column, so it is
+# shown as two (the CSV keeps them all in one); "model" repeats in each to join them by eye.
+COMPLEXITY_SIZE = [
+    "model",
+    "status",
+    "params_generator",
+    "params_discriminator",
+    "gflops",
+    "gmacs",
+    "image_size",
+]
+COMPLEXITY_RUNTIME = [
+    "model",
+    "latency_ms_median",
+    "latency_runs",
+    "peak_memory_mib",
+    "device",
+    "counter",
+    "uncounted_ops",
+    "reason",
+]
+
+
 def _complexity_section(run: RunData, out: _Writer) -> None:
     out.doc.heading(2, "Model complexity", "complexity")
     device = run.info.get("device", "?")
-    caption = (
-        "From each model's describe step: parameter counts; FLOPs of one generator forward of "
-        "one image at its image size, in GFLOPs and GMACs (1 MAC = 2 FLOPs; a lower bound where "
-        f"ops were uncounted); median latency and peak memory on the run's device ({device}); "
-        "— = not measured."
-    )
     formats = {
         "params_generator": "{:,}".format,
         "params_discriminator": "{:,}".format,
@@ -365,7 +436,22 @@ def _complexity_section(run: RunData, out: _Writer) -> None:
         "latency_ms_median": "{:.1f}".format,
         "peak_memory_mib": "{:.0f}".format,
     }
-    out.plain("complexity", complexity_table(run), caption, formats)
+    table = complexity_table(run)
+    size = [c for c in COMPLEXITY_SIZE if c in table]
+    caption = (
+        "Size, from each model's describe step: parameter counts; FLOPs of one generator "
+        "forward of one image at its image size, in GFLOPs and GMACs (1 MAC = 2 FLOPs; a lower "
+        "bound where ops were uncounted, see the next table); — = not measured. Both tables "
+        "are one CSV, tables/complexity.csv."
+    )
+    out.plain("complexity", table, caption, formats, shown=table[size])
+    runtime = [c for c in COMPLEXITY_RUNTIME if c in table]
+    caption = (
+        f"Speed and memory, from the same describe step: median latency over the timed runs and "
+        f"peak memory on the run's device ({device}); the FLOP counter and the ops it did not "
+        "count; why a describe step did not finish; — = not measured."
+    )
+    out.plain("complexity_runtime", table[runtime], caption, formats)
 
 
 def _training_section(run: RunData, out: _Writer) -> None:

@@ -73,11 +73,21 @@ def area_plot(bins: pd.DataFrame, metric: str, path: Path) -> bool:
 
 
 def curves_plot(curves: pd.DataFrame, source: str, path: Path) -> bool:
-    """Plot training losses against step for one source: one panel per model, one line per loss
-    (log scale when every value is positive); False if no model logged a loss."""
+    """Plot training losses against step for one source into `path`; False if no model logged a
+    loss."""
+    figure = curves_figure(curves, source)
+    if figure is None:
+        return False
+    _save(figure, path)
+    return True
+
+
+def curves_figure(curves: pd.DataFrame, source: str) -> Figure | None:
+    """Draw training losses against step for one source: one panel per model, one line per loss
+    (log scale when every value is positive); None if no model logged a loss."""
     rows = curves[curves["source"] == source]
     if rows.empty:
-        return False
+        return None
     models = list(dict.fromkeys(rows["model"]))
     figure = _figure(len(models), 3.8, 3.0, 0.17)
     axes = figure.subplots(1, len(models), squeeze=False)[0]
@@ -94,5 +104,7 @@ def curves_plot(curves: pd.DataFrame, source: str, path: Path) -> bool:
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(figure, path)
-    return True
+    # Unlike the area plots, loss ticks can be as wide as "−600000" or "0.000125", which pushed
+    # the "loss" label off the fixed left margin: fit the margins to the drawn labels here.
+    figure.tight_layout(pad=0.4)
+    return figure

@@ -19,7 +19,7 @@ th, td { padding: .25em .6em; border-bottom: 1px solid #eee; text-align: left;
 thead th { border-bottom: 2px solid #333; } tr.group > * { border-top: 1px solid #999; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 td.best strong { color: #000; } td.na { color: #888; text-align: right; }
-span.ci { color: #777; font-size: 11px; }
+span.ci, span.n { color: #777; font-size: 11px; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto;
          border: 1px solid #eee; }
 figcaption { font-style: italic; color: #444; font-size: 13px; }

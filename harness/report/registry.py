@@ -7,6 +7,7 @@ the two registries agree on names, `higher_is_better` and units.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,9 @@ REGISTRY: dict[str, MetricInfo] = {
         MetricInfo("ssim_gauss", True, "SSIM (Gaussian)", "", 3),
         MetricInfo("lpips", False, "LPIPS", "", 3),
         MetricInfo("lpips_vgg", False, "LPIPS (VGG)", "", 3),
-        MetricInfo("l1_hole", False, "Hole L1", "", 2),
+        # The metrics image gives Hole L1 no unit (it is a plain mean of uint8 differences); the
+        # label says so, since "12.3" alone reads like a percentage or a [0, 1] value.
+        MetricInfo("l1_hole", False, "Hole L1 (uint8 levels, 0–255)", "", 2),
         MetricInfo("psnr_hole", True, "Hole PSNR", "dB", 2),
         MetricInfo("known_pixel_dev", False, "Known-pixel deviation", "", 2),
     )
@@ -45,6 +48,22 @@ REGISTRY: dict[str, MetricInfo] = {
 # per-image column (so not in the metrics image's METRICS registry), and no interval.
 SET_METRICS: dict[str, MetricInfo] = {"fid": MetricInfo("fid", False, "FID", "", 2)}
 SET_LEVEL_NOTE = "no CI: a set-level metric"
+# images/metrics/metrics.py floors the MSE of PSNR and Hole PSNR at 1e-10, so an image identical to
+# its ground truth (MSE 0, PSNR +inf) scores this cap. A pair that differs in any one value scores
+# at most 48.13 + 10·log10(3·H·W) dB (107 dB at 512²), so the cap only ever marks exact matches.
+PSNR_MSE_FLOOR = 1e-10
+PSNR_CAP_DB = 10.0 * math.log10(255.0**2 / PSNR_MSE_FLOOR)
+FLOORED = ("psnr", "psnr_hole")
+# Scores reach the report through SQLite and CSV as full doubles; the slack only absorbs the last
+# bits of a recomputed log10, far below the 40 dB gap to the nearest real difference.
+CAP_TOLERANCE_DB = 1e-6
+
+
+def is_identical(metric: str, value: float) -> bool:
+    """Tell a PSNR-type score that is the floor's cap: the prediction equals the ground truth."""
+    return metric in FLOORED and not math.isnan(value) and value >= PSNR_CAP_DB - CAP_TOLERANCE_DB
+
+
 # Always 0 on the composite variant by construction, so it only appears in the raw tables.
 RAW_ONLY = ("known_pixel_dev",)
 

@@ -2,8 +2,10 @@
 
 Score tables (score_tables.py) are tidy: one row per cell. A `Layout` names the key columns that
 make a row and the one whose values become columns; the best mean of each row is bold, using the
-`higher_is_better` map. A cell reads `mean [ci_low, ci_high]` (the 95 % bootstrap interval), or
-its `missing` text (e.g. `n/a (weights missing)`) when it has no value, never a number.
+`higher_is_better` map. A cell reads `mean [ci_low, ci_high]` (the 95 % bootstrap interval), then
+in parentheses its image count where the layout asks for it and how many of those images are
+identical to the ground truth (PSNR at its cap) where any are; or its `missing` text (e.g.
+`n/a (weights missing)`) when it has no value, never a number.
 Plain tables (run_tables.py) are rendered as they are, with optional per-column formatters.
 """
 
@@ -50,6 +52,7 @@ class Layout:
 
     rows: tuple[str, ...] = ("test_set", "metric")
     column: str = "model"
+    show_n: bool = False  # each cell names its image count: "(n = 64)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Cell:
     ci: str  # "[low, high]", or "" when missing
     best: bool
     record: dict[str, Any]
+    count: str = ""  # "(n = 64; 7 identical)", "(n = 64)", "(7 identical)" or ""
 
     @property
     def missing(self) -> bool:
@@ -102,9 +106,19 @@ def score_grid(
                 if _is_missing(record.get("ci_low")):
                     ci = ""  # a set-level metric (FID): one value, no interval
                 is_best = best is not None and record["mean"] == best
-                line.append(Cell(f"{record['mean']:.{decimals}f}", ci, is_best, record))
+                count = _count_text(record, layout.show_n)
+                line.append(Cell(f"{record['mean']:.{decimals}f}", ci, is_best, record, count))
         out.append((key, line))
     return columns, out
+
+
+def _count_text(record: Mapping[str, Any], show_n: bool) -> str:
+    """Say how many images a cell averages and how many of them score the PSNR cap."""
+    parts = [f"n = {record['n']}"] if show_n else []
+    identical = record.get("identical", 0)
+    if not _is_missing(identical) and int(identical) > 0:
+        parts.append(f"{int(identical)} identical")
+    return f"({'; '.join(parts)})" if parts else ""
 
 
 def _row_labels(
@@ -155,7 +169,7 @@ def scores_markdown(
                 texts.append("")
             else:
                 mean = f"**{cell.mean}**" if cell.best else cell.mean
-                texts.append(f"{mean} {cell.ci}".strip())
+                texts.append(" ".join(t for t in (mean, cell.ci, cell.count) if t))
         lines.append(_md_row([*_row_labels(layout, key, previous), *texts]))
         previous = key
     return "\n".join(lines) + "\n"
@@ -216,9 +230,12 @@ def scores_html(
                 mean = f"<strong>{cell.mean}</strong>" if cell.best else cell.mean
                 ci = f' data-ci-low="{r["ci_low"]!r}" data-ci-high="{r["ci_high"]!r}"'
                 span = f' <span class="ci">{esc(cell.ci)}</span>' if cell.ci else ""
+                if cell.count:
+                    span += f' <span class="n">{esc(cell.count)}</span>'
+                same = f' data-identical="{r["identical"]}"' if r.get("identical") else ""
                 tds.append(
                     f'<td class="num{" best" if cell.best else ""}" data-mean="{r["mean"]!r}"'
-                    f'{ci if cell.ci else ""} data-n="{r["n"]}" title="n = {r["n"]} images">'
+                    f'{ci if cell.ci else ""}{same} data-n="{r["n"]}" title="n = {r["n"]} images">'
                     f"{mean}{span}</td>"
                 )
         group = previous is not None and len(layout.rows) > 1 and key[0] != previous[0]
@@ -293,7 +310,8 @@ def scores_latex(
                 texts.append(latex_escape(cell.mean))
             else:
                 mean = rf"\textbf{{{cell.mean}}}" if cell.best else cell.mean
-                texts.append(rf"{mean} {{\scriptsize {cell.ci}}}" if cell.ci else mean)
+                small = " ".join(t for t in (cell.ci, cell.count) if t)
+                texts.append(rf"{mean} {{\scriptsize {small}}}" if small else mean)
         labels = [latex_escape(t) for t in _row_labels(layout, key, previous)]
         lines.append(" & ".join(labels + texts) + r" \\")
         previous = key
@@ -312,6 +330,10 @@ def plain_latex(
 
 
 def _latex_open(spec: str, caption: str, label: str, head: list[str]) -> list[str]:
+    # LaTeX numbers a \caption itself ("Table 1: …"), so a caption written for Markdown and HTML,
+    # which starts with its own "Table N:", would read "Table 1: Table 1: …".
+    caption = re.sub(r"^Table \d+:\s*", "", caption)
+    caption = caption[:1].upper() + caption[1:]
     return [
         r"\begin{table}[t]",
         r"\centering",

@@ -1,6 +1,8 @@
 """Score tables as data: each function returns a tidy, unformatted DataFrame with one row per
-table cell (keys, then n, mean, ci_low, ci_high and `missing`, the text a renderer shows instead
-of a number). Renderers (render.py) lay the cells out; nothing here formats a number.
+table cell (keys, then n, mean, ci_low, ci_high, `identical` — how many of the n images score the
+PSNR cap because the prediction equals the ground truth; they stay in the mean and interval at
+that value — and `missing`, the text a renderer shows instead of a number). Renderers
+(render.py) lay the cells out; nothing here formats a number.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from harness.report.registry import (
     RAW_ONLY,
     SET_METRICS,
     WEIGHTS_MISSING,
+    is_identical,
     metric_order,
 )
 from harness.report.rundata import RunData, Where
@@ -64,6 +67,7 @@ def _with_set_metrics(run: RunData, source: str, variant: str, table: pd.DataFra
             value = entry.get(variant)
             cell: dict[str, Any] = {"source": source, "variant": variant, "test_set": test_set}
             cell |= {"metric": metric, "model": model, "ci_low": np.nan, "ci_high": np.nan}
+            cell["identical"] = 0
             if isinstance(value, int | float) and math.isfinite(value):
                 cell |= {"n": int(entry.get("images") or 1), "mean": float(value), "missing": None}
             else:
@@ -169,6 +173,7 @@ def _cells(
         if column not in table:
             table[column] = np.nan
     table["n"] = table["n"].fillna(0).astype(int)
+    table = _with_identical(rows, table, [*keys, "model"])
     present = set(map(tuple, rows[[*keys, "model"]].drop_duplicates().to_numpy().tolist()))
     table["missing"] = [
         None
@@ -178,7 +183,20 @@ def _cells(
     ]
     table.insert(0, "variant", variant)
     table.insert(0, "source", source)
-    return table[["source", "variant", *keys, "model", *STAT_COLUMNS, "missing"]]
+    return table[["source", "variant", *keys, "model", *STAT_COLUMNS, "identical", "missing"]]
+
+
+def _with_identical(rows: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Add `identical`: per cell, the images whose score is the PSNR cap (0 for other metrics)."""
+    scores = rows["value"].astype(float)
+    flags = [is_identical(str(m), v) for m, v in zip(rows["metric"], scores, strict=True)]
+    counts = rows[keys].assign(identical=np.asarray(flags, dtype=int))
+    counts = counts.groupby(keys, sort=False, dropna=False, as_index=False)["identical"].sum()
+    table = table.merge(counts, on=keys, how="left") if len(counts) else table
+    if "identical" not in table:
+        table["identical"] = 0
+    table["identical"] = table["identical"].fillna(0).astype(int)
+    return table
 
 
 def _ordered(order: list[str], present: pd.Series) -> list[str]:
