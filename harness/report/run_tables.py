@@ -135,7 +135,7 @@ def models_table(run: RunData) -> pd.DataFrame:
 
 
 def _provenance(run: RunData, name: str, steps: list[Any]) -> dict[str, str | None]:
-    """run.json's record of the image, else the newest step result that names one."""
+    """The newest step result that names each field of what ran, else run.json's record."""
     recorded = (run.info.get("images") or {}).get(name) or {}
     found: dict[str, str | None] = {}
     for key in PROVENANCE:
