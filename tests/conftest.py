@@ -5,11 +5,18 @@ INPAINT_BENCH_FORBID_SKIPS=1 and every skip becomes a failure that names its rea
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
 FORBID_SKIPS_ENV = "INPAINT_BENCH_FORBID_SKIPS"
+# tests/models/adapters.py (the authors' checkouts, adapter loading) serves suites outside
+# tests/models too, such as the docker model tests: importable however pytest is started.
+MODELS_HELPERS = str(Path(__file__).resolve().parent / "models")
+if MODELS_HELPERS not in sys.path:
+    sys.path.insert(0, MODELS_HELPERS)
 
 
 @pytest.hookimpl(hookwrapper=True)
