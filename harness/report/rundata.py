@@ -30,6 +30,10 @@ SCORE_COLUMNS = [
     "metric",
     "value",
 ]
+# Which training run and checkpoint a score row belongs to: the training seed, and the training
+# seconds of the snapshot it was predicted from (NaN: the final checkpoint). The main tables read
+# the final checkpoint; every seed of a cell counts.
+RUN_COLUMNS = ["seed", "snapshot_s"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class RunData:
     run_dir: Path
     info: dict[str, Any]  # run.json; {} when the run predates it
     steps: list[Step]  # every ledger step, in start order
-    scores: pd.DataFrame  # the ledger's per-image rows (SCORE_COLUMNS); value NaN = missing
+    scores: pd.DataFrame  # per-image rows (SCORE_COLUMNS + RUN_COLUMNS); value NaN = missing
     progress: dict[str, list[dict[str, Any]]]  # train step key → its progress events
     warnings: dict[str, list[str]] = field(default_factory=dict)  # step key → warning events
     images_root: Path = REPO / "images"
@@ -199,6 +203,10 @@ def load_run(run_dir: Path, images_root: Path | None = None) -> RunData:
     finally:
         ledger.close()
     scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    if "seed" not in scores:  # a run that trained once per model: the run's seed, final checkpoint
+        scores["seed"] = int(info.get("seed") or 0)
+    if "snapshot_s" not in scores:
+        scores["snapshot_s"] = float("nan")
     scores["value"] = pd.to_numeric(scores["value"], errors="coerce").astype(float)
     scores["hole_fraction"] = pd.to_numeric(scores["hole_fraction"], errors="coerce")
     return RunData(
