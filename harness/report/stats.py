@@ -81,10 +81,15 @@ def two_way_bootstrap_ci(
     filled = np.where(present, matrix, 0.0)
     # per_seed[s, r]: seed s's mean over resample r's images (NaN where it scored none of them);
     # seeds × resamples × images doubles: 120 MB at 5 seeds and 3000 images, freed per cell.
+    drawn = np.arange(resamples)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         per_seed = filled[:, picks].sum(axis=2) / present[:, picks].sum(axis=2)
-    means = np.nanmean(per_seed[chosen, np.arange(resamples)[:, None]], axis=1)
+        # A resample whose drawn seeds scored none of its drawn images has no mean: left out.
+        taken = per_seed[chosen, drawn]
+        means = np.nansum(taken, axis=1) / (~np.isnan(taken)).sum(axis=1)
     means = means[~np.isnan(means)]
+    if means.size == 0:
+        return math.nan, math.nan
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(low), float(high)

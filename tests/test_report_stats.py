@@ -1,0 +1,322 @@
+"""The report's statistics: paired Wilcoxon tests, Holm's correction, the bold rule and cells over
+several training seeds, checked against scipy, statsmodels (where installed), hand counts and
+plain-loop recomputations, never through the report's own code path."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from reportfixture import SEED, shared_report
+from scipy.stats import bootstrap, wilcoxon
+from seedfixture import SEEDS, SNAPSHOT_VALUE, two_seed_run
+
+from harness.report import render
+from harness.report.build import write_report
+from harness.report.comparisons import holm, paired_p
+from harness.report.rundata import RunData
+from harness.report.score_tables import area_bin_table, main_table
+from harness.report.stats import bootstrap_ci, two_way_bootstrap_ci
+
+HIGHER = {"psnr": True, "lpips": False}
+MAIN = render.Layout(("test_set", "metric"), show_n=True)
+
+
+def hand_holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment, one comparison at a time (Holm 1979)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# --- the paired test and Holm ----------------------------------------------------------------
+
+
+def test_all_positive_differences_are_significant_by_the_exact_count() -> None:
+    reference = np.linspace(20.0, 30.0, 10)
+    better = reference + np.arange(1, 11) * 0.01  # ten positive, distinct differences
+    # Exact null: each of the 2^10 sign patterns equally likely; W- = 0 only for all-positive,
+    # so the two-sided p-value is 2 / 2^10.
+    assert paired_p(better, reference) == pytest.approx(2 / 2**10, abs=1e-15)
+    assert paired_p(better, reference) == wilcoxon(better - reference).pvalue
+    assert paired_p(reference, better) == pytest.approx(2 / 2**10, abs=1e-15)
+
+
+def test_symmetric_differences_are_not_significant() -> None:
+    reference = np.full(8, 25.0)
+    noisy = reference + np.array([1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 4.0, -4.0])
+    # W+ = W- = 18 is the centre of the null distribution: p = 1.
+    assert paired_p(noisy, reference) == 1.0
+    assert wilcoxon(noisy - reference).pvalue == 1.0
+
+
+@pytest.mark.parametrize("size", [12, 40, 120])  # exact below 50 pairs, normal approximation above
+def test_paired_p_is_scipys_wilcoxon_on_the_differences(size: int) -> None:
+    rng = np.random.default_rng(size)
+    a = rng.normal(25.0, 2.0, size)
+    b = a + rng.normal(0.3, 1.0, size)
+    b[:3] = a[:3]  # zero differences: dropped (zero_method="wilcox")
+    expected = wilcoxon(b - a, zero_method="wilcox").pvalue
+    assert paired_p(b, a) == pytest.approx(expected, rel=1e-12)
+
+
+def test_paired_p_without_evidence() -> None:
+    assert paired_p(np.ones(5), np.ones(5)) == 1.0  # every difference zero: no evidence
+    assert math.isnan(paired_p(np.array([]), np.array([])))
+    assert math.isnan(paired_p(np.array([np.nan]), np.array([1.0])))
+
+
+def test_holm_matches_a_hand_computation() -> None:
+    # m = 4: sorted 0.005, 0.01, 0.03, 0.04 → 4·0.005, 3·0.01, 2·0.03, max(0.06, 1·0.04).
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.005])
+    expected = [0.03, 0.06, 0.06, math.nan, 0.02]
+    np.testing.assert_allclose(holm(p), expected, rtol=1e-12, equal_nan=True)
+    finite = [0.01, 0.04, 0.03, 0.005]
+    np.testing.assert_allclose(holm(np.array(finite)), hand_holm(finite), rtol=1e-12)
+    assert holm(np.array([0.6, 0.9])).tolist() == [1.0, 1.0]  # capped at 1
+    assert holm(np.array([])).size == 0
+
+
+def test_holm_matches_statsmodels() -> None:
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    p = np.random.default_rng(3).uniform(0.0, 0.1, 25)
+    _, expected, _, _ = multitest.multipletests(p, alpha=0.05, method="holm")
+    np.testing.assert_allclose(holm(p), expected, rtol=1e-12)
+
+
+# --- intervals -------------------------------------------------------------------------------
+
+
+def test_bootstrap_ci_agrees_with_scipys_percentile_bootstrap() -> None:
+    data = np.random.default_rng(5).normal(26.0, 2.0, 200)
+    ours = bootstrap_ci(data, seed=0)
+    theirs = bootstrap(
+        (data,), np.mean, n_resamples=20000, method="percentile", rng=np.random.default_rng(1)
+    ).confidence_interval
+    # Two Monte Carlo estimates of the same percentiles (width ≈ 0.55): a few hundredths apart.
+    assert ours == pytest.approx((theirs.low, theirs.high), abs=0.03)
+
+
+def reference_two_way(matrix: np.ndarray, seed: int) -> tuple[float, float]:
+    """The documented two-way bootstrap, one resample at a time in plain Python."""
+    seeds, images = matrix.shape
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, images, size=(1000, images)).tolist()
+    chosen = rng.integers(0, seeds, size=(1000, seeds)).tolist()
+    means = []
+    for pick, drawn in zip(picks, chosen, strict=True):
+        per_seed = []
+        for s in drawn:
+            scored = [matrix[s][j] for j in pick if not math.isnan(matrix[s][j])]
+            per_seed.append(sum(scored) / len(scored))
+        means.append(sum(per_seed) / len(per_seed))
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def test_two_way_bootstrap_matches_a_plain_loop_and_reduces_to_one_seed() -> None:
+    rng = np.random.default_rng(11)
+    matrix = rng.normal(26.0, 2.0, (3, 15)) + np.array([[0.0], [1.5], [-1.0]])
+    matrix[1, 4] = np.nan  # seed 1 did not score image 4
+    assert two_way_bootstrap_ci(matrix, 7) == pytest.approx(reference_two_way(matrix, 7))
+    assert two_way_bootstrap_ci(matrix[:1], 7) == bootstrap_ci(matrix[0], 7)
+    # Seeds far apart widen the interval beyond the one-seed one: the seed spread is in it.
+    apart = matrix[:2] + np.array([[0.0], [10.0]])
+    low, high = two_way_bootstrap_ci(apart, 7)
+    one_low, one_high = bootstrap_ci(apart[0], 7)
+    assert high - low > 3 * (one_high - one_low)
+
+
+# --- the bold rule ---------------------------------------------------------------------------
+
+
+def tie_run(tmp_path: Path) -> RunData:
+    """Three models on 20 images: a and b tie (b = a ± 0.1, symmetric), c is worse on each."""
+    base = np.linspace(20.0, 30.0, 20)
+    lpips = np.linspace(0.1, 0.3, 20)
+    wiggle = np.where(np.arange(20) % 2 == 0, 0.1, -0.1)
+    scores = {
+        "a": {"psnr": base, "lpips": lpips},
+        "b": {"psnr": base + wiggle, "lpips": lpips - wiggle / 10},
+        "c": {"psnr": base - 1.0 - np.arange(20) * 0.01, "lpips": lpips + 0.05},
+    }
+    rows = [
+        {
+            "source": "s",
+            "model": model,
+            "test_set": "t",
+            "image": f"{i:06d}.png",
+            "variant": "composite",
+            "hole_fraction": 0.25,
+            "bin": "(0.2,0.3]",
+            "metric": metric,
+            "value": float(values[i]),
+            "seed": 0,
+            "snapshot_s": math.nan,
+        }
+        for model, metrics in scores.items()
+        for metric, values in metrics.items()
+        for i in range(20)
+    ]
+    info = {"seed": 0, "models": ["a", "b", "c"]}
+    return RunData(tmp_path, info, [], pd.DataFrame(rows), {})
+
+
+def test_bold_marks_the_best_and_the_tie_and_the_marker_the_clearly_worse(tmp_path: Path) -> None:
+    run = tie_run(tmp_path)
+    table = main_table(run, "s")
+    by = {(r["metric"], r["model"]): r for r in table.to_dict("records")}
+    rows = run.scores
+    p_values = []
+    for metric in ("psnr", "lpips"):
+        assert by[(metric, "a")]["compared_to"] == "a"  # a's mean is the best (b ties on psnr)
+        for model in ("b", "c"):
+            mine = rows[(rows.metric == metric) & (rows.model == model)]["value"].to_numpy()
+            best = rows[(rows.metric == metric) & (rows.model == "a")]["value"].to_numpy()
+            p_values.append(wilcoxon(mine - best).pvalue)
+            assert by[(metric, model)]["p_value"] == pytest.approx(p_values[-1], rel=1e-12)
+    adjusted = hand_holm(p_values)
+    got = [by[(m, x)]["p_holm"] for m in ("psnr", "lpips") for x in ("b", "c")]
+    assert got == pytest.approx(adjusted, rel=1e-12)
+    assert adjusted[0] > 0.5 and adjusted[1] < 1e-4  # the tie is a tie, c is clearly worse
+
+    markdown = render.scores_markdown(table, MAIN, HIGHER, "caption")
+    for line in markdown.splitlines()[4:]:
+        a, b, c = (cell.strip() for cell in line.split("|")[3:6])
+        assert a.startswith("**") and b.startswith("**"), line
+        assert re.match(r"\d+\.\d+† \[", c), line
+    html = render.scores_html(table, MAIN, HIGHER, "caption")
+    assert html.count("<strong>") == 4 and html.count("†") == 2
+    assert 'data-p-holm="' in html and 'data-compared-to="a"' in html
+    latex = render.scores_latex(table, MAIN, HIGHER, "caption", "tab:t")
+    assert latex.count(r"\textbf{") == 4 and latex.count(r"$^\dagger$") == 2
+
+
+def test_a_row_without_a_known_direction_is_neither_tested_nor_bolded(tmp_path: Path) -> None:
+    run = tie_run(tmp_path)
+    run.scores = run.scores.assign(metric=run.scores["metric"].replace("psnr", "mystery"))
+    table = main_table(run, "s")
+    mystery = table[table["metric"] == "mystery"]
+    assert mystery["p_value"].isna().all() and mystery["compared_to"].isna().all()
+    markdown = render.scores_markdown(mystery, MAIN, HIGHER, "caption")
+    assert "**" not in markdown and "†" not in markdown
+
+
+# --- two training seeds ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunData, pd.DataFrame, Path]:
+    _, run, final = two_seed_run(tmp_path_factory.mktemp("two-seeds"))
+    report = write_report(run).path
+    return run, final, report
+
+
+def cell_matrix(final: pd.DataFrame, **where: Any) -> dict[int, dict[str, float]]:
+    """seed → image → value of one composite cell, from the plain rows."""
+    out: dict[int, dict[str, float]] = {}
+    for r in final.to_dict("records"):
+        wanted = r["variant"] == "composite" and all(r[k] == v for k, v in where.items())
+        if wanted and not math.isnan(r["value"]):
+            out.setdefault(int(r["seed"]), {})[r["image"]] = r["value"]
+    return out
+
+
+def test_cells_over_two_seeds_are_the_mean_of_seed_means_with_their_min_max(
+    seeded: tuple[RunData, pd.DataFrame, Path],
+) -> None:
+    run, final, _ = seeded
+    table = main_table(run, "place2")
+    checked = moved = 0
+    for cell in table[table["n"] > 0].to_dict("records"):
+        if cell["metric"] not in HIGHER:
+            continue
+        where = {k: cell[k] for k in ("test_set", "metric", "model")}
+        by_seed = cell_matrix(final, source="place2", **where)
+        seed_means = [sum(v.values()) / len(v) for v in by_seed.values()]
+        assert sorted(by_seed) == list(SEEDS)
+        assert cell["seeds"] == 2 and cell["n"] == len(by_seed[SEEDS[0]])
+        assert cell["mean"] == pytest.approx(sum(seed_means) / 2, abs=1e-9)
+        pooled = [x for v in by_seed.values() for x in v.values()]
+        moved += abs(cell["mean"] - sum(pooled) / len(pooled)) > 1e-6
+        assert (cell["seed_min"], cell["seed_max"]) == pytest.approx(
+            (min(seed_means), max(seed_means)), abs=1e-9
+        )
+        images = sorted(by_seed[SEEDS[0]])
+        matrix = np.array([[by_seed[s].get(i, math.nan) for i in images] for s in SEEDS])
+        low, high = reference_two_way(matrix, SEED)
+        assert (cell["ci_low"], cell["ci_high"]) == pytest.approx((low, high), abs=1e-9)
+        checked += 1
+    assert checked >= 10 and moved > 0  # some cell where a seed missed an image
+
+
+def test_the_paired_test_averages_each_image_over_its_seeds(
+    seeded: tuple[RunData, pd.DataFrame, Path],
+) -> None:
+    run, final, _ = seeded
+    table = main_table(run, "celeba")
+    tested = table[table["p_value"].notna()]
+    assert len(tested) > 0
+    expected = []
+    for cell in tested.to_dict("records"):
+        where = {"source": "celeba", "test_set": cell["test_set"], "metric": cell["metric"]}
+        mine = cell_matrix(final, model=cell["model"], **where)
+        best = cell_matrix(final, model=cell["compared_to"], **where)
+
+        def per_image(by_seed: dict[int, dict[str, float]]) -> dict[str, float]:
+            names = {i for values in by_seed.values() for i in values}
+            return {i: float(np.mean([v[i] for v in by_seed.values() if i in v])) for i in names}
+
+        a, b = per_image(mine), per_image(best)
+        both = sorted(set(a) & set(b))
+        expected.append(wilcoxon([a[i] - b[i] for i in both]).pvalue)
+    assert tested["p_value"].tolist() == pytest.approx(expected, rel=1e-12)
+    assert tested["p_holm"].tolist() == pytest.approx(hand_holm(expected), rel=1e-12)
+
+
+def test_snapshot_rows_never_reach_the_tables(seeded: tuple[RunData, pd.DataFrame, Path]) -> None:
+    run, _, report = seeded
+    for table in (main_table(run, "place2"), area_bin_table(run, "place2")):
+        assert (table["mean"].dropna() > SNAPSHOT_VALUE / 2).all()
+    for path in (report / "tables").glob("*.csv"):
+        assert str(int(SNAPSHOT_VALUE)) not in path.read_text(), path
+
+
+def test_a_two_seed_report_shows_spread_and_the_rule_in_every_format(
+    seeded: tuple[RunData, pd.DataFrame, Path],
+) -> None:
+    _, final, report = seeded
+    md = (report / "report.md").read_text()
+    assert re.search(r"\(n = 9; 2 seeds \d+\.\d+–\d+\.\d+\)", md)
+    assert "min–max over training seeds" in md and "resampling both the images and the seeds" in md
+    assert "each image's score averaged over its seeds first" in md
+    html = (report / "report.html").read_text()
+    assert "2 seeds " in html and "min–max over training seeds" in html
+    tex = (report / "tables" / "main_place2.tex").read_text()
+    assert "2 seeds " in tex and "Holm-corrected" in tex
+    per_seed = pd.read_csv(report / "tables" / "main_place2_seeds.csv")
+    assert sorted(per_seed["seed"].unique()) == list(SEEDS)
+    for row in per_seed.sample(10, random_state=0).to_dict("records"):
+        where = {k: row[k] for k in ("test_set", "metric", "model")}
+        values = cell_matrix(final, source="place2", **where).get(row["seed"], {})
+        assert row["n"] == len(values)
+        if values:
+            assert row["mean"] == pytest.approx(sum(values.values()) / len(values), abs=1e-9)
+    summary = pd.read_csv(report / "tables" / "main_place2.csv")
+    assert {"seeds", "seed_min", "seed_max", "p_value", "p_holm"} <= set(summary.columns)
+
+
+def test_a_one_seed_report_has_no_spread_and_no_per_seed_csv(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    built = shared_report(tmp_path_factory)
+    assert " seeds " not in built.main_markdown and "min–max" not in built.main_markdown
+    assert not list((built.report / "tables").glob("*_seeds.csv"))
+    assert "bold: the best mean of the row" in built.main_markdown
