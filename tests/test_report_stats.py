@@ -300,7 +300,8 @@ def test_a_two_seed_report_shows_spread_and_the_rule_in_every_format(
     html = (report / "report.html").read_text()
     assert "2 seeds " in html and "min–max over training seeds" in html
     tex = (report / "tables" / "main_place2.tex").read_text()
-    assert "2 seeds " in tex and "Holm-corrected" in tex
+    assert "2 seeds " in tex and "Holm-corrected" in tex and r"$\alpha$ = 0.05" in tex
+    assert "α" not in tex and "†" not in tex  # both spelled in LaTeX
     per_seed = pd.read_csv(report / "tables" / "main_place2_seeds.csv")
     assert sorted(per_seed["seed"].unique()) == list(SEEDS)
     for row in per_seed.sample(10, random_state=0).to_dict("records"):
@@ -309,6 +310,19 @@ def test_a_two_seed_report_shows_spread_and_the_rule_in_every_format(
         assert row["n"] == len(values)
         if values:
             assert row["mean"] == pytest.approx(sum(values.values()) / len(values), abs=1e-9)
+    area = pd.read_csv(report / "tables" / "area_bins_place2_seeds.csv")
+    pooled = area[(area["test_set"] == "all test sets") & (area["metric"] == "psnr")]
+    expected: dict[tuple[str, int], float] = {}
+    for r in final.to_dict("records"):
+        wanted = (r["source"], r["variant"], r["metric"]) == ("place2", "composite", "psnr")
+        if wanted and not math.isnan(r["value"]):
+            key = (r["model"], int(r["seed"]))
+            expected[key] = expected.get(key, 0.0) + r["value"]
+    summed = pooled.groupby(["model", "seed"])[["n", "mean"]].apply(
+        lambda g: (g["n"] * g["mean"]).sum()
+    )
+    assert summed.to_dict() == pytest.approx(expected, abs=1e-6)  # the bins add up to the set
+    assert (report / "tables" / "raw_place2_seeds.csv").is_file()
     summary = pd.read_csv(report / "tables" / "main_place2.csv")
     assert {"seeds", "seed_min", "seed_max", "p_value", "p_holm"} <= set(summary.columns)
 

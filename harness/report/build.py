@@ -3,8 +3,8 @@
     report/report.md      every table and figure (figures linked)
     report/report.html    the same, pictures embedded: one file to share
     report/tables/*.csv   each table tidy and unrounded (one row per cell, with its CI and its
-                          paired test); main_<source>_seeds.csv: per-seed means, where a run
-                          trained several seeds
+                          paired test); <table>_seeds.csv: the per-seed means of the main,
+                          raw and area-bin tables, where a model was trained with several seeds
     report/tables/*.tex   each table as a booktabs table
     report/figures/*.png  area plots, training curves, sample grids, worst cases
 
@@ -147,6 +147,10 @@ class _Writer:
         self.doc.table(markdown, render.scores_html(shown, layout, self.directions, caption))
         return markdown
 
+    def csv(self, name: str, data: pd.DataFrame) -> None:
+        """Write a table that is only a CSV (per-seed numbers)."""
+        render.write_csv(data, self.folder / "tables" / f"{name}.csv")
+
     def plain(
         self,
         name: str,
@@ -256,8 +260,7 @@ def _main_section(run: RunData, out: _Writer) -> str:
         out.doc.heading(3, f"Trained on {source}")
         markdown = out.scores(f"main_{_slug(source)}", table, table, MAIN, caption)
         if several_seeds(table):
-            seeds = seed_table(run, source)
-            render.write_csv(seeds, out.folder / "tables" / f"main_{_slug(source)}_seeds.csv")
+            out.csv(f"main_{_slug(source)}_seeds", seed_table(run, source))
         if (table["missing"] == WEIGHTS_MISSING).any():
             out.doc.paragraph(LPIPS_WEIGHTS_NOTE, note=True)
             markdown += f"\n{LPIPS_WEIGHTS_NOTE}\n"
@@ -278,6 +281,8 @@ def _raw_section(run: RunData, out: _Writer) -> None:
         )
         out.doc.heading(3, f"Raw, trained on {source}")
         out.scores(f"raw_{_slug(source)}", table, table, MAIN, caption)
+        if several_seeds(table):
+            out.csv(f"raw_{_slug(source)}_seeds", seed_table(run, source, "raw"))
     known = known_pixel_table(run)
     if not known.empty:
         out.doc.heading(3, "Known-pixel deviation per model")
@@ -306,6 +311,8 @@ def _area_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
         )
         out.doc.heading(3, f"By hole area, trained on {source}")
         out.scores(f"area_bins_{_slug(source)}", table, pooled, BINNED, caption)
+        if several_seeds(table):
+            out.csv(f"area_bins_{_slug(source)}_seeds", seed_table(run, source, area=True))
     if not tables:
         return
     bins = pd.concat(tables, ignore_index=True)

@@ -305,6 +305,7 @@ _LATEX_SPECIAL = {
     "—": "---",
     "±": r"$\pm$",
     WORSE_MARK: r"$^\dagger$",
+    "α": r"$\alpha$",
 }
 
 

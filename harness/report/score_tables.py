@@ -102,25 +102,38 @@ def raw_table(run: RunData, source: str) -> pd.DataFrame:
 def area_bin_table(run: RunData, source: str, variant: str = "composite") -> pd.DataFrame:
     """Score each mask-area bin: rows test set × metric × bin, where test_set ALL_TEST_SETS
     pools every test image of the source (the plots use those rows)."""
+    rows, metrics = _area_rows(run, source, variant)
+    keys = ["test_set", "metric", "bin"]
+    # One family per test set (the pooled one is the table shown; the others are in the CSV).
+    return _cells(run, source, variant, rows, metrics, keys, family=["test_set"])
+
+
+def _area_rows(run: RunData, source: str, variant: str) -> tuple[pd.DataFrame, list[str]]:
+    """Return the per-image rows of the area-bin table, pooled ones first, and its metrics."""
     rows = _rows(run, source, variant)
     rows = rows[rows["bin"].isin(BINS)]
     # Pooled rows keep their test set in the image key, so the bootstrap's (test set, image)
     # order is the same as for the per-test-set rows.
     pooled = rows.assign(image=rows["test_set"] + "/" + rows["image"], test_set=ALL_TEST_SETS)
     metrics = [m for m in metric_order(list(rows["metric"].unique())) if m not in RAW_ONLY]
-    both = pd.concat([pooled, rows], ignore_index=True)
-    keys = ["test_set", "metric", "bin"]
-    # One family per test set (the pooled one is the table shown; the others are in the CSV).
-    return _cells(run, source, variant, both, metrics, keys, family=["test_set"])
+    return pd.concat([pooled, rows], ignore_index=True), metrics
 
 
-def seed_table(run: RunData, source: str, variant: str = "composite") -> pd.DataFrame:
-    """Tabulate the main table's cells per training seed: source, variant, test_set, metric,
-    model, seed, n, mean (the per-seed numbers behind the mean over seeds and its min–max)."""
-    rows = _rows(run, source, variant)
-    metrics = [m for m in metric_order(list(rows["metric"].unique())) if m not in RAW_ONLY]
-    rows = rows[rows["metric"].isin(metrics)]
-    table = per_seed(rows, ["test_set", "metric", "model"])
+def seed_table(
+    run: RunData, source: str, variant: str = "composite", area: bool = False
+) -> pd.DataFrame:
+    """Tabulate a score table's cells per training seed: source, variant, its keys (test_set,
+    metric, and bin for the `area` table), model, seed, n, mean (the per-seed numbers behind
+    the mean over seeds and its min–max)."""
+    if area:
+        rows, metrics = _area_rows(run, source, variant)
+        keys = ["test_set", "metric", "bin"]
+    else:
+        rows = _rows(run, source, variant)
+        keys = ["test_set", "metric"]
+        named = metric_order(list(rows["metric"].unique()))
+        metrics = [m for m in named if variant == "raw" or m not in RAW_ONLY]
+    table = per_seed(rows[rows["metric"].isin(metrics)], [*keys, "model"])
     table.insert(0, "variant", variant)
     table.insert(0, "source", source)
     return table
