@@ -75,8 +75,16 @@ def compare(
     cells = cells.assign(compared_to=None, p_value=np.nan, p_holm=np.nan)
     if cells.empty or rows.empty:
         return cells
-    # Each image's score averaged over the model's seeds (NaN scores skipped).
-    per_image = rows.groupby([*keys, "model", "image"])["value"].mean().sort_index()
+    # Each image's score averaged over the model's seeds (NaN scores skipped), one Series per
+    # cell, split once: a lookup per cell in the whole index costs seconds on a large run.
+    per_image = rows.groupby([*keys, "model", "image"])["value"].mean()
+    by_cell = {
+        tuple(key): series.droplevel(list(range(len(keys) + 1)))
+        for key, series in per_image.groupby(level=list(range(len(keys) + 1)), sort=False)
+    }
+    compared_to = cells["compared_to"].to_list()
+    p_values = cells["p_value"].to_numpy(dtype=np.float64, copy=True)
+    position = {index: i for i, index in enumerate(cells.index)}
     for group, cell in cells.groupby(keys, sort=False):
         metric = str(dict(zip(keys, group, strict=True))["metric"])
         scored = cell[cell["n"] > 0]
@@ -84,12 +92,15 @@ def compare(
             continue
         means = scored["mean"].to_numpy(dtype=np.float64)
         best = scored.index[int(np.argmax(means) if higher_is_better[metric] else np.argmin(means))]
-        reference = per_image.loc[(*group, cells.at[best, "model"])]
-        cells.loc[scored.index, "compared_to"] = cells.at[best, "model"]
-        for index in scored.index.drop(best):
-            mine = per_image.loc[(*group, cells.at[index, "model"])]
-            both = pd.concat([mine, reference], axis=1, join="inner").dropna()
-            cells.at[index, "p_value"] = paired_p(both.iloc[:, 0], both.iloc[:, 1])
+        best_model = cells.at[best, "model"]
+        reference = by_cell[(*group, best_model)]
+        for index in scored.index:
+            compared_to[position[index]] = best_model
+            if index != best:
+                mine = by_cell[(*group, cells.at[index, "model"])]
+                both = pd.concat([mine, reference], axis=1, join="inner").dropna()
+                p_values[position[index]] = paired_p(both.iloc[:, 0], both.iloc[:, 1])
+    cells["compared_to"], cells["p_value"] = compared_to, p_values
     families = [g.index for _, g in cells.groupby(family, sort=False)] if family else [cells.index]
     for members in families:
         cells.loc[members, "p_holm"] = holm(cells.loc[members, "p_value"].to_numpy())

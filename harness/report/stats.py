@@ -97,13 +97,20 @@ def two_way_bootstrap_ci(
 
 def seed_matrix(cell: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
     """Pivot one cell's per-image rows into a (seeds × images) matrix, seeds ascending and images
-    in (test set, image) order; a row without a `seed` column counts as seed 0."""
-    if "seed" not in cell:
-        cell = cell.assign(seed=0)
-    # An image a seed did not score is NaN in the matrix (unstack fills it), never a zero.
-    grouped = cell.groupby(["seed", "test_set", "image"], dropna=False)["value"].mean()
-    wide = grouped.unstack(["test_set", "image"]).sort_index().sort_index(axis=1)
-    return wide.to_numpy(dtype=np.float64), [int(s) for s in wide.index]
+    in (test set, image) order; a row without a `seed` column counts as seed 0. An image a seed
+    did not score is NaN, never a zero; rows repeated for one seed and image are averaged."""
+    seeds = cell["seed"].to_numpy() if "seed" in cell else np.zeros(len(cell), dtype=int)
+    seed_list, seed_codes = np.unique(seeds, return_inverse=True)
+    images = pd.MultiIndex.from_arrays([cell["test_set"], cell["image"]])
+    image_codes, _ = pd.factorize(images, sort=True)
+    values = cell["value"].to_numpy(dtype=np.float64)
+    shape = (len(seed_list), int(image_codes.max()) + 1 if len(cell) else 0)
+    sums, counts = np.zeros(shape), np.zeros(shape)
+    scored = ~np.isnan(values)
+    np.add.at(sums, (seed_codes[scored], image_codes[scored]), values[scored])
+    np.add.at(counts, (seed_codes[scored], image_codes[scored]), 1)
+    with np.errstate(invalid="ignore"):
+        return sums / counts, [int(s) for s in seed_list]
 
 
 def cell_statistics(cell: pd.DataFrame, seed: int) -> dict[str, float | int]:
