@@ -334,3 +334,73 @@ def test_a_one_seed_report_has_no_spread_and_no_per_seed_csv(
     assert " seeds " not in built.main_markdown and "min–max" not in built.main_markdown
     assert not list((built.report / "tables").glob("*_seeds.csv"))
     assert "bold: the best mean of the row" in built.main_markdown
+
+
+# --- a sample-sized run with two seeds and snapshots -----------------------------------------
+
+SAMPLE_MODELS = ("classical", "gatedconv", "madf", "aotgan", "tfill")
+SAMPLE_SETS = ("scenes_test", "faces_test", "textures_test")
+SAMPLE_METRICS = {"psnr": (26.0, 2.0), "ssim": (0.8, 0.05), "lpips": (0.2, 0.05)}
+
+
+def sample_sized_run(tmp_path: Path) -> RunData:
+    """The `sample` profile's shape (five models, three test sets of 12 images, PSNR, SSIM,
+    LPIPS), two training seeds and a snapshot each: madf best, classical worse on every image of
+    both seeds by more than any noise, the others near madf."""
+    rng = np.random.default_rng(12)
+    rows = []
+    for test_set, (metric, (centre, spread)) in zip(
+        np.repeat(SAMPLE_SETS, 3), list(SAMPLE_METRICS.items()) * 3, strict=True
+    ):
+        truth = rng.normal(centre, spread, 12)
+        sign = -1.0 if metric == "lpips" else 1.0
+        for model in SAMPLE_MODELS:
+            for seed in (0, 1):
+                offset = {"madf": 0.3, "classical": -2.0}.get(model, 0.0) * spread * sign
+                noise = rng.normal(0.0, 0.1 * spread, 12)
+                for snapshot in (math.nan, 15.0):
+                    for i in range(12):
+                        value = truth[i] + offset + noise[i] + 0.05 * spread * seed
+                        rows.append(
+                            {
+                                "source": "scenes",
+                                "model": model,
+                                "test_set": str(test_set),
+                                "image": f"{i:06d}.png",
+                                "variant": "composite",
+                                "hole_fraction": 0.05 + 0.05 * i,
+                                "bin": ["(0.01,0.1]", "(0.1,0.2]", "(0.2,0.3]"][i % 3],
+                                "metric": metric,
+                                "value": SNAPSHOT_VALUE if snapshot == 15.0 else float(value),
+                                "seed": seed,
+                                "snapshot_s": snapshot,
+                            }
+                        )
+    info = {"seed": 0, "models": list(SAMPLE_MODELS)}
+    return RunData(tmp_path, info, [], pd.DataFrame(rows), {})
+
+
+def test_a_sample_sized_two_seed_run_shows_spread_and_markers_in_every_format(
+    tmp_path: Path,
+) -> None:
+    report = write_report(sample_sized_run(tmp_path)).path
+    data = pd.read_csv(report / "tables" / "main_scenes.csv")
+    assert len(data) == 3 * 3 * 5 and (data["seeds"] == 2).all()
+    classical = data[data["model"] == "classical"]
+    assert (classical["compared_to"] == "madf").all() and (classical["p_holm"] < 0.05).all()
+    assert classical["p_value"].tolist() == pytest.approx([2 / 2**12] * 9)  # lost on all 12
+    per_seed = pd.read_csv(report / "tables" / "main_scenes_seeds.csv")
+    assert len(per_seed) == 3 * 3 * 5 * 2 and (per_seed["mean"] > SNAPSHOT_VALUE / 2).all()
+
+    md = (report / "report.md").read_text()
+    table = md[md.index("| test set |") :].split("\n\n")[0].splitlines()[2:]
+    assert len(table) == 9
+    for line in table:
+        cells = [c.strip() for c in line.split("|")[3:8]]
+        assert all("2 seeds" in c for c in cells), line
+        assert cells[SAMPLE_MODELS.index("madf")].startswith("**"), line
+        assert re.match(r"\d+\.\d+† \[", cells[SAMPLE_MODELS.index("classical")]), line
+    html = (report / "report.html").read_text()
+    assert html.count("†") >= 9 and "2 seeds" in html
+    tex = (report / "tables" / "main_scenes.tex").read_text()
+    assert tex.count(r"$^\dagger$") >= 9 and "2 seeds" in tex
