@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def main() -> None:
     images = 60 if args.quick else args.images
     info = {"seed": 0, "models": list(MODELS)}
     folder = Path(".")
+    load_before = [round(x, 2) for x in os.getloadavg()]
     one = RunData(folder, info, [], scores(images, 1), {})
     several = RunData(folder, info, [], scores(images, args.seeds), {})
     one_s, _ = build(one)
@@ -100,6 +102,8 @@ def main() -> None:
         "seconds_one_seed": round(one_s, 2),
         "seconds_several_seeds": round(several_s, 2),
         "ratio": round(several_s / one_s, 2),
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
     print(
         f"score tables, {images} images per test set: one seed {one_s:.1f} s, "
@@ -113,6 +117,7 @@ def main() -> None:
         "gamma is marked worse in every main-table row": len(gamma) > 0
         and bool((gamma["p_holm"] < ALPHA).all()),
     }
+    print(f"  load average before/after: {m['load_before']} / {m['load_after']}")
     report_targets(targets)
     print(write_result("report_stats_quick" if args.quick else "report_stats", m, targets))
 
