@@ -287,6 +287,21 @@ def test_snapshot_rows_never_reach_the_tables(seeded: tuple[RunData, pd.DataFram
         assert (table["mean"].dropna() > SNAPSHOT_VALUE / 2).all()
     for path in (report / "tables").glob("*.csv"):
         assert str(int(SNAPSHOT_VALUE)) not in path.read_text(), path
+    worst = pd.read_csv(report / "tables" / "worst_cases.csv")
+    assert set(worst["seed"]) <= set(SEEDS) and (worst["value"] > SNAPSHOT_VALUE / 2).all()
+    gamma = worst[(worst["model"] == "gamma") & (worst["source"] == "place2")]
+    lpips = run.scores[
+        (run.scores["model"] == "gamma")
+        & (run.scores["source"] == "place2")
+        & (run.scores["metric"] == "lpips")
+        & (run.scores["variant"] == "composite")
+        & run.scores["snapshot_s"].isna()
+    ]
+    top = lpips.sort_values("value", ascending=False).head(3)
+    picked = ["test_set", "image", "seed"]
+    assert gamma[picked].values.tolist() == top[picked].values.tolist()
+    assert gamma["metric"].tolist() == ["lpips"] * 3
+    assert "| metric | value | seed |" in (report / "report.md").read_text()
 
 
 def test_a_two_seed_report_shows_spread_and_the_rule_in_every_format(
@@ -334,6 +349,8 @@ def test_a_one_seed_report_has_no_spread_and_no_per_seed_csv(
     assert " seeds " not in built.main_markdown and "min–max" not in built.main_markdown
     assert not list((built.report / "tables").glob("*_seeds.csv"))
     assert "bold: the best mean of the row" in built.main_markdown
+    md = (built.report / "report.md").read_text()
+    assert "| rank | test set | image | hole fraction | metric | value |\n" in md  # no seed
 
 
 # --- a sample-sized run with two seeds and snapshots -----------------------------------------

@@ -366,7 +366,8 @@ def _qualitative_section(run: RunData, out: _Writer, reporter: Reporter) -> None
         worst,
         "Each model's worst composite predictions, " + _worst_note(worst),
         {"value": "{:.3f}".format, "hole_fraction": "{:.0%}".format},
-        shown=worst.drop(columns="note"),
+        # The seed column only where the run trained a model more than once.
+        shown=worst.drop(columns=["note"] if worst["seed"].nunique() > 1 else ["note", "seed"]),
     )
     for (source, model), picks in worst.groupby(["source", "model"], sort=False):
         note = str(picks["note"].iloc[0])

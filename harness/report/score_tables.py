@@ -269,9 +269,12 @@ def _missing(run: RunData, source: str, cell: Mapping[str, object], has_rows: bo
 
 def worst_table(run: RunData, k: int = 3) -> pd.DataFrame:
     """Pick each model's k worst composite predictions per source, by LPIPS (highest first); by PSNR
-    (lowest first) where LPIPS is missing for any of its images, with `note` saying so."""
+    (lowest first) where LPIPS is missing for any of its images, with `note` saying so. With
+    several training seeds each (image, seed) is a candidate, and `seed` says which run it is."""
     scores = final_rows(run)
     scores = scores[scores["variant"] == "composite"]
+    if "seed" not in scores:
+        scores = scores.assign(seed=run.seed)
     out = []
     for source, model in itertools.product(run.sources, run.models):
         mine = scores[(scores["source"] == source) & (scores["model"] == model)]
@@ -280,7 +283,7 @@ def worst_table(run: RunData, k: int = 3) -> pd.DataFrame:
         lpips = mine[mine["metric"] == "lpips"]
         if len(lpips) and lpips["value"].notna().all():
             ranked = lpips.sort_values(
-                ["value", "test_set", "image"], ascending=[False, True, True]
+                ["value", "test_set", "image", "seed"], ascending=[False, True, True, True]
             )
             metric, note = "lpips", "ranked by LPIPS, highest first"
         else:
@@ -290,7 +293,7 @@ def worst_table(run: RunData, k: int = 3) -> pd.DataFrame:
             gaps = int(lpips["value"].isna().sum()) if len(lpips) else images
             note = f"ranked by PSNR, lowest first: LPIPS {why} for {gaps} image(s)"
             psnr = mine[(mine["metric"] == "psnr") & mine["value"].notna()]
-            ranked, metric = psnr.sort_values(["value", "test_set", "image"]), "psnr"
+            ranked, metric = psnr.sort_values(["value", "test_set", "image", "seed"]), "psnr"
         for rank, row in enumerate(ranked.head(k).to_dict("records"), start=1):
             out.append(
                 {
@@ -302,8 +305,9 @@ def worst_table(run: RunData, k: int = 3) -> pd.DataFrame:
                     "hole_fraction": row["hole_fraction"],
                     "metric": metric,
                     "value": row["value"],
+                    "seed": row["seed"],
                     "note": note,
                 }
             )
     columns = ["source", "model", "rank", "test_set", "image", "hole_fraction", "metric"]
-    return pd.DataFrame(out, columns=[*columns, "value", "note"])
+    return pd.DataFrame(out, columns=[*columns, "value", "seed", "note"])
