@@ -195,6 +195,7 @@ def test_bold_marks_the_best_and_the_tie_and_the_marker_the_clearly_worse(tmp_pa
     html = render.scores_html(table, MAIN, HIGHER, "caption")
     assert html.count("<strong>") == 4 and html.count("†") == 2
     assert 'data-p-holm="' in html and 'data-compared-to="a"' in html
+    assert 'title="n = 20 images; against a: Holm p = 7.6e-06"' in html
     latex = render.scores_latex(table, MAIN, HIGHER, "caption", "tab:t")
     assert latex.count(r"\textbf{") == 4 and latex.count(r"$^\dagger$") == 2
 

@@ -255,12 +255,14 @@ def scores_html(
                 if cell.count:
                     span += f' <span class="n">{esc(cell.count)}</span>'
                 same = f' data-identical="{r["identical"]}"' if r.get("identical") else ""
+                title = f"n = {r['n']} images"
                 if not _is_missing(r.get("p_holm")):
                     same += f' data-p="{r["p_value"]!r}" data-p-holm="{r["p_holm"]!r}"'
                     same += f' data-compared-to="{esc(str(r["compared_to"]))}"'
+                    title += f"; against {r['compared_to']}: Holm p = {r['p_holm']:.2g}"
                 tds.append(
                     f'<td class="num{" best" if cell.best else ""}" data-mean="{r["mean"]!r}"'
-                    f'{ci if cell.ci else ""}{same} data-n="{r["n"]}" title="n = {r["n"]} images">'
+                    f'{ci if cell.ci else ""}{same} data-n="{r["n"]}" title="{esc(title)}">'
                     f"{mean}{span}</td>"
                 )
         group = previous is not None and len(layout.rows) > 1 and key[0] != previous[0]
