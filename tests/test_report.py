@@ -38,6 +38,7 @@ from reportfixture import (
     BuiltReport,
     shared_report,
 )
+from statref import hand_holm
 
 from harness.report import grids, registry, render
 from harness.report.grids import choose_samples
@@ -143,16 +144,6 @@ def test_main_table_numbers_match_an_independent_recomputation(
         low, high = reference_bootstrap(data, SEED)
         assert (cell["ci_low"], cell["ci_high"]) == pytest.approx((low, high), abs=ATOL)
         assert cell["ci_low"] <= cell["mean"] <= cell["ci_high"]
-
-
-def hand_holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment, one comparison at a time (Holm 1979)."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 def paired_values(rows: list[dict[str, Any]], model: str, best: str, **where: Any) -> np.ndarray:
