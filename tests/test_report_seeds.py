@@ -125,7 +125,7 @@ def test_a_two_seed_report_shows_spread_and_the_rule_in_every_format(
     _, final, report = seeded
     md = (report / "report.md").read_text()
     assert re.search(r"\(n = 9; 2 seeds \d+\.\d+–\d+\.\d+\)", md)
-    assert "min–max over training seeds" in md and "resampling both the images and the seeds" in md
+    assert "min–max over training seeds" in md and "resampling the images, and the seeds too" in md
     assert "each image's score averaged over its seeds first" in md
     html = (report / "report.html").read_text()
     assert "2 seeds " in html and "min–max over training seeds" in html

@@ -30,11 +30,11 @@ def ci_words(run: RunData, table: pd.DataFrame) -> str:
             f"({RESAMPLES} resamples, seed {run.seed})"
         )
     return (
-        "a cell with several training seeds: the mean over seeds of each seed's mean over "
-        f"images; brackets: {LEVEL:.0%} percentile-bootstrap interval resampling both the "
-        f"images and the seeds ({RESAMPLES} resamples, seed {run.seed}); k seeds a–b: the "
-        "lowest and highest per-seed mean (min–max over training seeds, not an sd); per-seed "
-        "means in the CSV"
+        "a cell with k training seeds (k seeds a–b) reads the mean over seeds of each seed's "
+        "mean over images, and a–b is the lowest and highest per-seed mean (min–max over "
+        f"training seeds, not an sd; per-seed means in the CSV); brackets: {LEVEL:.0%} "
+        "percentile-bootstrap interval resampling the images, and the seeds too where there "
+        f"are several ({RESAMPLES} resamples, seed {run.seed})"
     )
 
 
