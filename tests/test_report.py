@@ -38,6 +38,7 @@ from reportfixture import (
     BuiltReport,
     shared_report,
 )
+from statref import hand_holm
 
 from harness.report import grids, registry, render
 from harness.report.grids import choose_samples
@@ -145,32 +146,68 @@ def test_main_table_numbers_match_an_independent_recomputation(
         assert cell["ci_low"] <= cell["mean"] <= cell["ci_high"]
 
 
+def paired_values(rows: list[dict[str, Any]], model: str, best: str, **where: Any) -> np.ndarray:
+    """The per-image differences model − best over the images both scored."""
+    mine = {r["image"]: r["value"] for r in rows if r["model"] == model and _at(r, where)}
+    theirs = {r["image"]: r["value"] for r in rows if r["model"] == best and _at(r, where)}
+    both = sorted(i for i in mine if mine[i] is not None and theirs.get(i) is not None)
+    return np.array([mine[i] - theirs[i] for i in both])
+
+
+def _at(row: dict[str, Any], where: dict[str, Any]) -> bool:
+    return row["variant"] == "composite" and all(row[k] == v for k, v in where.items())
+
+
 @pytest.mark.parametrize("source", SOURCES)
-def test_bold_marks_the_best_model_of_each_row(built: BuiltReport, source: str) -> None:
+def test_bold_marks_the_best_and_every_model_not_significantly_different(
+    built: BuiltReport, source: str
+) -> None:
+    from scipy.stats import wilcoxon
+
     header, rows = main_markdown_table(built, source)
     checked_lower = 0
     current = ""
-    for row in rows:
+    tests: list[tuple[int, str, float]] = []  # (row index, model, p-value)
+    bests: dict[int, str] = {}
+    for index, row in enumerate(rows):
         current = row[0] or current
         metric = LABELS[row[1]]
+        where = {"source": source, "test_set": current, "metric": metric}
         means = {
             m: sum(v) / len(v)
             for m in MODELS
-            if (
-                v := values(
-                    built.fixture.rows, source=source, test_set=current, metric=metric, model=m
-                )
-            )
+            if (v := values(built.fixture.rows, model=m, **where))
         }
-        bold = [m for m in MODELS if row[header.index(m)].startswith("**")]
         if len(means) < 2:  # nothing to beat: no bold
-            assert bold == [], row
+            assert not any(c.startswith("**") for c in row[2:]), row
             continue
         best = (max if HIGHER[metric] else min)(means, key=means.__getitem__)
-        assert bold == [best], (current, metric, means, row)
+        bests[index] = best
+        for model in means.keys() - {best}:
+            differences = paired_values(built.fixture.rows, model, best, **where)
+            tests.append((index, model, float(wilcoxon(differences).pvalue)))
         if not HIGHER[metric] and best != max(means, key=means.__getitem__):
             checked_lower += 1
     assert checked_lower > 0, "no row where lower-is-better changes the winner"
+    adjusted = hand_holm([p for _, _, p in tests])
+    for (index, model, _), p_holm in zip(tests, adjusted, strict=True):
+        text = rows[index][header.index(model)]
+        assert text.startswith("**") == (p_holm >= 0.05), (rows[index], model, p_holm)
+        assert ("†" in text.split(" ")[0]) == (p_holm < 0.05), (rows[index], model)
+    for index, best in bests.items():
+        assert rows[index][header.index(best)].startswith("**"), rows[index]
+    data = pd.read_csv(built.report / "tables" / f"main_{source}.csv")
+    tested = data[data["p_value"].notna()]
+    assert len(tested) == len(tests)
+    by_cell = {(r["test_set"], r["metric"], r["model"]): r for r in tested.to_dict("records")}
+    labels = [rows[i][0] for i in range(len(rows))]
+    for (index, model, p), p_holm in zip(tests, adjusted, strict=True):
+        test_set = next(t for t in reversed(labels[: index + 1]) if t)
+        cell = by_cell[(test_set, LABELS[rows[index][1]], model)]
+        assert cell["p_value"] == pytest.approx(p, abs=1e-12)
+        assert cell["p_holm"] == pytest.approx(p_holm, abs=1e-12)
+        assert cell["compared_to"] == bests[index]
+    assert f"Holm-corrected over the table's {len(tests)} comparisons" in built.main_markdown
 
 
 def test_markdown_cells_show_the_mean_its_interval_and_n(built: BuiltReport) -> None:
@@ -299,8 +336,8 @@ def test_csv_round_trips_to_the_table_data(built: BuiltReport) -> None:
         data = main_table(run, source)
         assert list(read.columns) == list(data.columns)
         pd.testing.assert_frame_equal(
-            read.fillna({"missing": ""}),
-            data.fillna({"missing": ""}),
+            read.fillna({"missing": "", "compared_to": ""}),
+            data.fillna({"missing": "", "compared_to": ""}),
             check_dtype=False,
             atol=ATOL,
             rtol=0,

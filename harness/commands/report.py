@@ -18,7 +18,10 @@ def report(run_dir: Path, quiet: bool) -> None:
 
     The folder holds report.md, a self-contained report.html (images embedded), and every
     table as CSV and LaTeX (booktabs) with plots and image grids; it is replaced atomically.
-    Cells are means over images with 95 % bootstrap intervals; the ledger is only read.
+    Cells are means over images (and over training seeds, with their min–max, where a model
+    was trained with several) with 95 % bootstrap intervals; bold marks each row's best model
+    and every model a paired Wilcoxon test (Holm-corrected) finds not significantly different
+    from it, † the others (docs/running.md). The ledger is only read.
 
     \b
     Example:

@@ -2,7 +2,9 @@
 
     report/report.md      every table and figure (figures linked)
     report/report.html    the same, pictures embedded: one file to share
-    report/tables/*.csv   each table tidy and unrounded (one row per cell, with its CI)
+    report/tables/*.csv   each table tidy and unrounded (one row per cell, with its CI and its
+                          paired test); <table>_seeds.csv: the per-seed means of the main,
+                          raw and area-bin tables, where a model was trained with several seeds
     report/tables/*.tex   each table as a booktabs table
     report/figures/*.png  area plots, training curves, sample grids, worst cases
 
@@ -24,15 +26,17 @@ from harness.data.atomic import atomic_dir
 from harness.errors import storage_error
 from harness.progress import Reporter, SilentReporter
 from harness.report import render
+from harness.report.captions import (
+    ci_words,
+    identical_note,
+    rule_words,
+    set_level_note,
+    several_seeds,
+)
 from harness.report.figures import area_plot, curves_plot
 from harness.report.grids import Pictures, choose_samples, sample_grid, worst_grid
 from harness.report.page import Document
 from harness.report.registry import (
-    FLOORED,
-    PSNR_CAP_DB,
-    PSNR_MSE_FLOOR,
-    SET_LEVEL_NOTE,
-    SET_METRICS,
     WEIGHTS_MISSING,
     direction_map,
     label_with_unit,
@@ -56,9 +60,10 @@ from harness.report.score_tables import (
     known_pixel_table,
     main_table,
     raw_table,
+    seed_table,
     worst_table,
 )
-from harness.report.stats import LEVEL, RESAMPLES
+from harness.report.stats import LEVEL
 
 REPORT_DIR = "report"
 WORST_COUNT = 3
@@ -82,13 +87,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
-def _ci_words(run: RunData) -> str:
-    return (
-        f"brackets: {LEVEL:.0%} percentile-bootstrap interval of the mean over images "
-        f"({RESAMPLES} resamples, seed {run.seed})"
-    )
-
-
 def _label(name: str) -> str:
     """Make a LaTeX label with hyphens for underscores, so every `_` in a .tex file is escaped
     text."""
@@ -101,28 +99,6 @@ LPIPS_WEIGHTS_NOTE = (
     "a folder that holds them (--weights-dir or TORCH_HOME), then rerun the same command: only "
     "the scoring is redone."
 )
-
-
-def _identical_note(table: pd.DataFrame) -> str:
-    """State the rule for images identical to their ground truth, where a PSNR metric is shown."""
-    shown = [metric_info(m).label for m in FLOORED if m in set(table["metric"])]
-    if not shown:
-        return ""
-    return (
-        f" {' and '.join(shown)} floor the MSE at {PSNR_MSE_FLOOR:g}, so an image whose "
-        f"prediction equals its ground truth scores {PSNR_CAP_DB:.2f} dB instead of infinity; "
-        "such images stay in the mean and the interval at that value, and a cell with any "
-        "counts them (k identical): a mean they pull up is not a better inpainting."
-    )
-
-
-def _set_level_note(table: pd.DataFrame) -> str:
-    """Say that a set-level row (FID) is one value over the whole test set, without an interval."""
-    shown = [m for m in SET_METRICS if m in set(table["metric"])]
-    if not shown:
-        return ""
-    names = ", ".join(SET_METRICS[m].label for m in shown)
-    return f" {names}: one value over all of the test set's images ({SET_LEVEL_NOTE})."
 
 
 def _not_shown(run: RunData, source: str, shown: set[str]) -> str:
@@ -171,6 +147,10 @@ class _Writer:
         self.doc.table(markdown, render.scores_html(shown, layout, self.directions, caption))
         return markdown
 
+    def csv(self, name: str, data: pd.DataFrame) -> None:
+        """Write a table that is only a CSV (per-seed numbers)."""
+        render.write_csv(data, self.folder / "tables" / f"{name}.csv")
+
     def plain(
         self,
         name: str,
@@ -204,8 +184,12 @@ def build_report(
     `images_root` is where images/<model>/manifest.json are looked up for upstream commits
     (default: this checkout's images/). Raises DataError when RUN_DIR has no ledger.
     """
+    return write_report(load_run(run_dir, images_root), reporter)
+
+
+def write_report(run: RunData, reporter: Reporter | None = None) -> ReportResult:
+    """Write the report of an already loaded run (what `build_report` does after reading it)."""
     reporter = reporter or SilentReporter(quiet=True)
-    run = load_run(run_dir, images_root)
     metrics = metric_order(list(run.scores["metric"].unique()))
     directions = direction_map([*metrics, *asked_set_metrics(run)], run.sidecar_directions())
     doc = Document(f"inpaint-bench report: {run.run_dir.name}")
@@ -267,14 +251,16 @@ def _main_section(run: RunData, out: _Writer) -> str:
         caption = (
             f"Table {number}: models trained on {source}. Cell: mean over the test set's "
             f"images of the per-image score on the composite (the prediction inside the hole, "
-            f"the ground truth outside); {_ci_words(run)}; n: the images with a score; "
-            f"bold: best of the row (↑ higher is better, ↓ lower is better)."
-            + _identical_note(table)
+            f"the ground truth outside); {ci_words(run, table)}; n: the images with a score; "
+            f"{rule_words(table)}."
+            + identical_note(table)
             + _not_shown(run, source, set(table["model"]))
-            + _set_level_note(table)
+            + set_level_note(table)
         )
         out.doc.heading(3, f"Trained on {source}")
         markdown = out.scores(f"main_{_slug(source)}", table, table, MAIN, caption)
+        if several_seeds(table):
+            out.csv(f"main_{_slug(source)}_seeds", seed_table(run, source))
         if (table["missing"] == WEIGHTS_MISSING).any():
             out.doc.paragraph(LPIPS_WEIGHTS_NOTE, note=True)
             markdown += f"\n{LPIPS_WEIGHTS_NOTE}\n"
@@ -290,11 +276,13 @@ def _raw_section(run: RunData, out: _Writer) -> None:
             continue
         caption = (
             f"Models trained on {source}, scored on the raw files as written (no compositing). "
-            f"Cell: mean over images; {_ci_words(run)}; n: the images with a score; bold: best "
-            "of the row." + _identical_note(table)
+            f"Cell: mean over images; {ci_words(run, table)}; n: the images with a score; "
+            f"{rule_words(table)}." + identical_note(table)
         )
         out.doc.heading(3, f"Raw, trained on {source}")
         out.scores(f"raw_{_slug(source)}", table, table, MAIN, caption)
+        if several_seeds(table):
+            out.csv(f"raw_{_slug(source)}_seeds", seed_table(run, source, "raw"))
     known = known_pixel_table(run)
     if not known.empty:
         out.doc.heading(3, "Known-pixel deviation per model")
@@ -318,11 +306,13 @@ def _area_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
         caption = (
             f"Models trained on {source}, composite scores per hole-area bin (fraction of the "
             f"image that is hole, open below, closed above), pooled over the source's test "
-            f"sets (per-test-set rows in tables/area_bins_{_slug(source)}.csv); {_ci_words(run)}."
-            + _identical_note(pooled)
+            f"sets (per-test-set rows in tables/area_bins_{_slug(source)}.csv); "
+            f"{ci_words(run, pooled)}; {rule_words(pooled)}." + identical_note(pooled)
         )
         out.doc.heading(3, f"By hole area, trained on {source}")
         out.scores(f"area_bins_{_slug(source)}", table, pooled, BINNED, caption)
+        if several_seeds(table):
+            out.csv(f"area_bins_{_slug(source)}_seeds", seed_table(run, source, area=True))
     if not tables:
         return
     bins = pd.concat(tables, ignore_index=True)
@@ -376,7 +366,8 @@ def _qualitative_section(run: RunData, out: _Writer, reporter: Reporter) -> None
         worst,
         "Each model's worst composite predictions, " + _worst_note(worst),
         {"value": "{:.3f}".format, "hole_fraction": "{:.0%}".format},
-        shown=worst.drop(columns="note"),
+        # The seed column only where the run trained a model more than once.
+        shown=worst.drop(columns=["note"] if worst["seed"].nunique() > 1 else ["note", "seed"]),
     )
     for (source, model), picks in worst.groupby(["source", "model"], sort=False):
         note = str(picks["note"].iloc[0])

@@ -1,11 +1,14 @@
 """Renderers: lay a table's DataFrame out as Markdown, HTML or LaTeX (booktabs), or write CSV.
 
 Score tables (score_tables.py) are tidy: one row per cell. A `Layout` names the key columns that
-make a row and the one whose values become columns; the best mean of each row is bold, using the
-`higher_is_better` map. A cell reads `mean [ci_low, ci_high]` (the 95 % bootstrap interval), then
-in parentheses its image count where the layout asks for it and how many of those images are
-identical to the ground truth (PSNR at its cap) where any are; or its `missing` text (e.g.
-`n/a (weights missing)`) when it has no value, never a number.
+make a row and the one whose values become columns. Bold marks the best mean of each row (using
+the `higher_is_better` map) and, where the table carries paired tests (comparisons.py), every
+model whose Holm-adjusted p-value against the best is at least ALPHA; a model below it gets the
+marker † instead. A cell reads `mean [ci_low, ci_high]` (the 95 % bootstrap interval), then in
+parentheses its image count where the layout asks for it, its seeds' min–max where it has more
+than one seed, and how many of its images are identical to the ground truth (PSNR at its cap)
+where any are; or its `missing` text (e.g. `n/a (weights missing)`) when it has no value, never a
+number.
 Plain tables (run_tables.py) are rendered as they are, with optional per-column formatters.
 """
 
@@ -21,9 +24,11 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report.comparisons import ALPHA
 from harness.report.registry import NOT_AVAILABLE, label_with_unit, metric_info
 
 Formatter = Callable[[Any], str]
+WORSE_MARK = "†"  # significantly different from the row's best (Holm-adjusted p < ALPHA)
 HEADERS = {"test_set": "test set", "metric": "metric", "bin": "hole area", "model": "model"}
 # Plain-table headers that need more than "_" → " ": units, and FLOPs vs MACs spelled out.
 PLAIN_HEADERS = {
@@ -61,7 +66,13 @@ class Cell:
     ci: str  # "[low, high]", or "" when missing
     best: bool
     record: dict[str, Any]
-    count: str = ""  # "(n = 64; 7 identical)", "(n = 64)", "(7 identical)" or ""
+    count: str = ""  # "(n = 64; 2 seeds 26.10–26.40; 7 identical)", "(n = 64)" or ""
+    worse: bool = False  # significantly different from the best: shown with WORSE_MARK
+
+    @property
+    def shown(self) -> str:
+        """The mean with its marker, without bold."""
+        return self.mean + (WORSE_MARK if self.worse else "")
 
     @property
     def missing(self) -> bool:
@@ -78,7 +89,8 @@ def score_grid(
     table: pd.DataFrame, layout: Layout, higher_is_better: Mapping[str, bool]
 ) -> tuple[list[str], list[tuple[tuple[Any, ...], list[Cell | None]]]]:
     """Lay out the columns and rows of formatted cells; `best` marks the best mean of each row (ties
-    all marked) where at least two cells of the row have a value."""
+    all marked) where at least two cells of the row have a value, and every cell whose Holm
+    p-value against it is at least ALPHA; `worse` marks those below ALPHA."""
     columns = list(dict.fromkeys(table[layout.column]))
     rows: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for record in table.to_dict("records"):
@@ -105,16 +117,26 @@ def score_grid(
                 ci = f"[{record['ci_low']:.{decimals}f}, {record['ci_high']:.{decimals}f}]"
                 if _is_missing(record.get("ci_low")):
                     ci = ""  # a set-level metric (FID): one value, no interval
+                p_holm: Any = record.get("p_holm")
+                tested = best is not None and not _is_missing(p_holm)
                 is_best = best is not None and record["mean"] == best
-                count = _count_text(record, layout.show_n)
-                line.append(Cell(f"{record['mean']:.{decimals}f}", ci, is_best, record, count))
+                worse = tested and not is_best and float(p_holm) < ALPHA
+                is_best = is_best or (tested and not worse)
+                count = _count_text(record, layout.show_n, decimals)
+                mean = f"{record['mean']:.{decimals}f}"
+                line.append(Cell(mean, ci, is_best, record, count, worse))
         out.append((key, line))
     return columns, out
 
 
-def _count_text(record: Mapping[str, Any], show_n: bool) -> str:
-    """Say how many images a cell averages and how many of them score the PSNR cap."""
+def _count_text(record: Mapping[str, Any], show_n: bool, decimals: int) -> str:
+    """Say how many images a cell averages, its seeds' min–max where it has several, and how
+    many of its images score the PSNR cap."""
     parts = [f"n = {record['n']}"] if show_n else []
+    seeds: Any = record.get("seeds")
+    if not _is_missing(seeds) and int(seeds) > 1:
+        low, high = record["seed_min"], record["seed_max"]
+        parts.append(f"{int(seeds)} seeds {low:.{decimals}f}–{high:.{decimals}f}")
     identical = record.get("identical", 0)
     if not _is_missing(identical) and int(identical) > 0:
         parts.append(f"{int(identical)} identical")
@@ -168,7 +190,7 @@ def scores_markdown(
             if cell is None:
                 texts.append("")
             else:
-                mean = f"**{cell.mean}**" if cell.best else cell.mean
+                mean = f"**{cell.mean}**" if cell.best else cell.shown
                 texts.append(" ".join(t for t in (mean, cell.ci, cell.count) if t))
         lines.append(_md_row([*_row_labels(layout, key, previous), *texts]))
         previous = key
@@ -227,15 +249,20 @@ def scores_html(
                 tds.append(f'<td class="na">{esc(cell.mean)}</td>')
             else:
                 r = cell.record
-                mean = f"<strong>{cell.mean}</strong>" if cell.best else cell.mean
+                mean = f"<strong>{cell.mean}</strong>" if cell.best else esc(cell.shown)
                 ci = f' data-ci-low="{r["ci_low"]!r}" data-ci-high="{r["ci_high"]!r}"'
                 span = f' <span class="ci">{esc(cell.ci)}</span>' if cell.ci else ""
                 if cell.count:
                     span += f' <span class="n">{esc(cell.count)}</span>'
                 same = f' data-identical="{r["identical"]}"' if r.get("identical") else ""
+                title = f"n = {r['n']} images"
+                if not _is_missing(r.get("p_holm")):
+                    same += f' data-p="{r["p_value"]!r}" data-p-holm="{r["p_holm"]!r}"'
+                    same += f' data-compared-to="{esc(str(r["compared_to"]))}"'
+                    title += f"; against {r['compared_to']}: Holm p = {r['p_holm']:.2g}"
                 tds.append(
                     f'<td class="num{" best" if cell.best else ""}" data-mean="{r["mean"]!r}"'
-                    f'{ci if cell.ci else ""}{same} data-n="{r["n"]}" title="n = {r["n"]} images">'
+                    f'{ci if cell.ci else ""}{same} data-n="{r["n"]}" title="{esc(title)}">'
                     f"{mean}{span}</td>"
                 )
         group = previous is not None and len(layout.rows) > 1 and key[0] != previous[0]
@@ -279,6 +306,8 @@ _LATEX_SPECIAL = {
     "↓": r"$\downarrow$",
     "—": "---",
     "±": r"$\pm$",
+    WORSE_MARK: r"$^\dagger$",
+    "α": r"$\alpha$",
 }
 
 
@@ -309,7 +338,7 @@ def scores_latex(
             elif cell.missing:
                 texts.append(latex_escape(cell.mean))
             else:
-                mean = rf"\textbf{{{cell.mean}}}" if cell.best else cell.mean
+                mean = rf"\textbf{{{cell.mean}}}" if cell.best else latex_escape(cell.shown)
                 small = " ".join(t for t in (cell.ci, cell.count) if t)
                 texts.append(rf"{mean} {{\scriptsize {small}}}" if small else mean)
         labels = [latex_escape(t) for t in _row_labels(layout, key, previous)]

@@ -1,8 +1,12 @@
 """Score tables as data: each function returns a tidy, unformatted DataFrame with one row per
-table cell (keys, then n, mean, ci_low, ci_high, `identical` — how many of the n images score the
-PSNR cap because the prediction equals the ground truth; they stay in the mean and interval at
-that value — and `missing`, the text a renderer shows instead of a number). Renderers
-(render.py) lay the cells out; nothing here formats a number.
+table cell (keys, then n, mean, ci_low, ci_high; seeds, seed_min, seed_max — the training seeds
+and the lowest and highest per-seed mean, stats.py; `identical` — how many of the n images score
+the PSNR cap because the prediction equals the ground truth; they stay in the mean and interval
+at that value — `missing`, the text a renderer shows instead of a number; and compared_to,
+p_value, p_holm — the paired test against the row's best, comparisons.py). Renderers (render.py)
+lay the cells out; nothing here formats a number.
+
+Main, raw and area-bin tables read the final checkpoint's rows (snapshot_s NaN) of every seed.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ import numpy as np
 import pandas as pd
 
 from harness.data.layout import AREA_BINS, bin_label
+from harness.report.comparisons import COMPARISON_COLUMNS, compare
 from harness.report.registry import (
     NOT_AVAILABLE,
     RAW_ONLY,
     SET_METRICS,
     WEIGHTS_MISSING,
+    direction_map,
     is_identical,
     metric_order,
 )
 from harness.report.rundata import RunData, Where
-from harness.report.stats import STAT_COLUMNS, summarise
+from harness.report.stats import SEED_COLUMNS, STAT_COLUMNS, per_seed, summarise
 
 ALL_TEST_SETS = "all test sets"
 FAILED = "failed"
@@ -34,8 +40,8 @@ BINS = [bin_label(low, high) for low, high in AREA_BINS]
 
 def main_table(run: RunData, source: str, variant: str = "composite") -> pd.DataFrame:
     """Build the seed report's Table 1/2 for one training source: rows test set × metric, one cell
-    per model (columns source, variant, test_set, metric, model, n, mean, ci_low, ci_high,
-    missing)."""
+    per model (columns: module docstring); every model of a row is compared with the row's best,
+    Holm-corrected over the whole table."""
     rows = _rows(run, source, variant)
     metrics = [m for m in metric_order(list(rows["metric"].unique())) if m not in RAW_ONLY]
     table = _cells(run, source, variant, rows, metrics, ["test_set", "metric"])
@@ -96,21 +102,48 @@ def raw_table(run: RunData, source: str) -> pd.DataFrame:
 def area_bin_table(run: RunData, source: str, variant: str = "composite") -> pd.DataFrame:
     """Score each mask-area bin: rows test set × metric × bin, where test_set ALL_TEST_SETS
     pools every test image of the source (the plots use those rows)."""
+    rows, metrics = _area_rows(run, source, variant)
+    keys = ["test_set", "metric", "bin"]
+    # One family per test set (the pooled one is the table shown; the others are in the CSV).
+    return _cells(run, source, variant, rows, metrics, keys, family=["test_set"])
+
+
+def _area_rows(run: RunData, source: str, variant: str) -> tuple[pd.DataFrame, list[str]]:
+    """Return the per-image rows of the area-bin table, pooled ones first, and its metrics."""
     rows = _rows(run, source, variant)
     rows = rows[rows["bin"].isin(BINS)]
     # Pooled rows keep their test set in the image key, so the bootstrap's (test set, image)
     # order is the same as for the per-test-set rows.
     pooled = rows.assign(image=rows["test_set"] + "/" + rows["image"], test_set=ALL_TEST_SETS)
     metrics = [m for m in metric_order(list(rows["metric"].unique())) if m not in RAW_ONLY]
-    both = pd.concat([pooled, rows], ignore_index=True)
-    return _cells(run, source, variant, both, metrics, ["test_set", "metric", "bin"])
+    return pd.concat([pooled, rows], ignore_index=True), metrics
+
+
+def seed_table(
+    run: RunData, source: str, variant: str = "composite", area: bool = False
+) -> pd.DataFrame:
+    """Tabulate a score table's cells per training seed: source, variant, its keys (test_set,
+    metric, and bin for the `area` table), model, seed, n, mean (the per-seed numbers behind
+    the mean over seeds and its min–max)."""
+    if area:
+        rows, metrics = _area_rows(run, source, variant)
+        keys = ["test_set", "metric", "bin"]
+    else:
+        rows = _rows(run, source, variant)
+        keys = ["test_set", "metric"]
+        named = metric_order(list(rows["metric"].unique()))
+        metrics = [m for m in named if variant == "raw" or m not in RAW_ONLY]
+    table = per_seed(rows[rows["metric"].isin(metrics)], [*keys, "model"])
+    table.insert(0, "variant", variant)
+    table.insert(0, "source", source)
+    return table
 
 
 def known_pixel_table(run: RunData) -> pd.DataFrame:
     """Tabulate per model and source the mean |raw − gt| over known pixels (all test images, with
     its CI), the largest known-pixel change the harness measured, and whether every prediction kept
     the known pixels (the check that caught AOT-GAN's mask-polarity bug in the seed report)."""
-    scores = run.scores
+    scores = final_rows(run)
     rows = scores[(scores["variant"] == "raw") & (scores["metric"] == "known_pixel_dev")]
     stats = summarise(rows, ["source", "model"], run.seed)
     out = []
@@ -143,8 +176,14 @@ def known_pixel_table(run: RunData) -> pd.DataFrame:
     return table
 
 
-def _rows(run: RunData, source: str, variant: str) -> pd.DataFrame:
+def final_rows(run: RunData) -> pd.DataFrame:
+    """Keep the per-image rows of final checkpoints (snapshot_s NaN), every seed."""
     scores = run.scores
+    return scores[scores["snapshot_s"].isna()] if "snapshot_s" in scores else scores
+
+
+def _rows(run: RunData, source: str, variant: str) -> pd.DataFrame:
+    scores = final_rows(run)
     return scores[(scores["source"] == source) & (scores["variant"] == variant)]
 
 
@@ -155,8 +194,10 @@ def _cells(
     rows: pd.DataFrame,
     metrics: list[str],
     keys: list[str],
+    family: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Summarise `rows` by keys + model over the full grid, so an absent cell is a row too."""
+    """Summarise `rows` by keys + model over the full grid, so an absent cell is a row too, and
+    compare each row's models with its best (Holm families: `family` groups, else the table)."""
     rows = rows[rows["metric"].isin(metrics)]
     models = [m for m in run.models if m in set(rows["model"])]
     levels: dict[str, list[str]] = {
@@ -169,7 +210,7 @@ def _cells(
     )
     stats = summarise(rows, [*keys, "model"], run.seed) if len(rows) else None
     table = grid if stats is None else grid.merge(stats, on=[*keys, "model"], how="left")
-    for column in STAT_COLUMNS:
+    for column in [*STAT_COLUMNS, *SEED_COLUMNS]:
         if column not in table:
             table[column] = np.nan
     table["n"] = table["n"].fillna(0).astype(int)
@@ -181,9 +222,13 @@ def _cells(
         else _missing(run, source, cell, tuple(cell[k] for k in [*keys, "model"]) in present)
         for cell in table.to_dict("records")
     ]
+    table["seeds"] = table["seeds"].fillna(0).astype(int)
+    directions = direction_map(metrics, run.sidecar_directions())
+    table = compare(table, rows, keys, family or [], directions)
     table.insert(0, "variant", variant)
     table.insert(0, "source", source)
-    return table[["source", "variant", *keys, "model", *STAT_COLUMNS, "identical", "missing"]]
+    stats = [*STAT_COLUMNS, *SEED_COLUMNS, "identical", "missing", *COMPARISON_COLUMNS]
+    return table[["source", "variant", *keys, "model", *stats]]
 
 
 def _with_identical(rows: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -224,8 +269,12 @@ def _missing(run: RunData, source: str, cell: Mapping[str, object], has_rows: bo
 
 def worst_table(run: RunData, k: int = 3) -> pd.DataFrame:
     """Pick each model's k worst composite predictions per source, by LPIPS (highest first); by PSNR
-    (lowest first) where LPIPS is missing for any of its images, with `note` saying so."""
-    scores = run.scores[run.scores["variant"] == "composite"]
+    (lowest first) where LPIPS is missing for any of its images, with `note` saying so. With
+    several training seeds each (image, seed) is a candidate, and `seed` says which run it is."""
+    scores = final_rows(run)
+    scores = scores[scores["variant"] == "composite"]
+    if "seed" not in scores:
+        scores = scores.assign(seed=run.seed)
     out = []
     for source, model in itertools.product(run.sources, run.models):
         mine = scores[(scores["source"] == source) & (scores["model"] == model)]
@@ -234,7 +283,7 @@ def worst_table(run: RunData, k: int = 3) -> pd.DataFrame:
         lpips = mine[mine["metric"] == "lpips"]
         if len(lpips) and lpips["value"].notna().all():
             ranked = lpips.sort_values(
-                ["value", "test_set", "image"], ascending=[False, True, True]
+                ["value", "test_set", "image", "seed"], ascending=[False, True, True, True]
             )
             metric, note = "lpips", "ranked by LPIPS, highest first"
         else:
@@ -244,7 +293,7 @@ def worst_table(run: RunData, k: int = 3) -> pd.DataFrame:
             gaps = int(lpips["value"].isna().sum()) if len(lpips) else images
             note = f"ranked by PSNR, lowest first: LPIPS {why} for {gaps} image(s)"
             psnr = mine[(mine["metric"] == "psnr") & mine["value"].notna()]
-            ranked, metric = psnr.sort_values(["value", "test_set", "image"]), "psnr"
+            ranked, metric = psnr.sort_values(["value", "test_set", "image", "seed"]), "psnr"
         for rank, row in enumerate(ranked.head(k).to_dict("records"), start=1):
             out.append(
                 {
@@ -256,8 +305,9 @@ def worst_table(run: RunData, k: int = 3) -> pd.DataFrame:
                     "hole_fraction": row["hole_fraction"],
                     "metric": metric,
                     "value": row["value"],
+                    "seed": row["seed"],
                     "note": note,
                 }
             )
     columns = ["source", "model", "rank", "test_set", "image", "hole_fraction", "metric"]
-    return pd.DataFrame(out, columns=[*columns, "value", "note"])
+    return pd.DataFrame(out, columns=[*columns, "value", "seed", "note"])
