@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import bootstrap, wilcoxon
-from statsmodels.stats.multitest import multipletests
 from statref import hand_holm, reference_two_way
+from statsmodels.stats.multitest import multipletests
 
 from harness.report import render
 from harness.report.comparisons import holm, paired_p
