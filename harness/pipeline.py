@@ -1,7 +1,8 @@
-"""`inpaint-bench run`: for each training source × model, train under the budget, then predict
-every test set; after every model, score each test set's predictions in one metrics job;
-strictly one job at a time. Each step is recorded in the run's ledger under a content key, so a
-rerun skips what is done and a crash loses nothing that completed.
+"""`inpaint-bench run`: for each model × training source × training seed, train under the
+budget, then predict every test set from the final checkpoint and from each snapshot kept on the
+way (harness/checkpoints.py); after every model, score each test set's predictions in one
+metrics job; strictly one job at a time. Each step is recorded in the run's ledger under a
+content key, so a rerun skips what is done and a crash loses nothing that completed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import __version__, describing, scoring
+from harness.checkpoints import (
+    Checkpoint,
+    final_trained_s,
+    kept_snapshots,
+    seconds_text,
+    to_predict,
+)
 from harness.config import ModelEntry, Profile
 from harness.data.atomic import atomic_write_text
 from harness.data.layout import DataLayout
@@ -95,21 +103,32 @@ class Pipeline:
                     continue
                 describing.describe(self, ledger, summary, model, folder)
                 for source in self.profile.sources:
-                    train = self._train(ledger, summary, model, folder, source, data_id)
-                    for test_set in self.profile.test_sets:
-                        self._predict(
-                            ledger,
-                            summary,
-                            model,
-                            folder,
-                            source,
-                            test_set,
-                            train,
-                            inputs[test_set],
-                        )
+                    for seed in self.profile.training_seeds:
+                        train = self._train(ledger, summary, model, folder, source, data_id, seed)
+                        for checkpoint in self._checkpoints(model, seed, train):
+                            for test_set in self.profile.test_sets:
+                                self._predict(
+                                    ledger,
+                                    summary,
+                                    model,
+                                    folder,
+                                    source,
+                                    test_set,
+                                    train,
+                                    inputs[test_set],
+                                    checkpoint,
+                                )
             if self.score:  # after every model: one metrics job per test set scores them all
                 scoring.score_all(self, ledger, summary, self._pending)
         return summary
+
+    def _checkpoints(self, model: ModelEntry, seed: int, train: StepResult) -> list[Checkpoint]:
+        kept = (train.result or {}).get("snapshots", {}) if train.status != "failed" else {}
+        asked = self.profile.snapshots_for(model)
+        found, missing = to_predict(self.profile.seed, seed, asked, kept)
+        if missing and kept:
+            self.reporter.note(f"  no snapshot kept at {', '.join(missing)}")
+        return found
 
     def _folder(self, model: ModelEntry) -> ImageFolder | None:
         try:
@@ -259,8 +278,11 @@ class Pipeline:
         folder: ImageFolder,
         source: str,
         data_id: str,
+        seed: int,
     ) -> StepResult:
-        doc = train_job("", self.profile, model, self.device, folder.manifest, self.max_steps)
+        doc = train_job("", self.profile, model, self.device, folder.manifest, self.max_steps, seed)
+        # The seed is in the key through the job's `seed`; a one-seed profile's keys are those
+        # of a run before seeds existed.
         parts = {
             "model": model.name,
             "image": folder.digest,
@@ -268,7 +290,8 @@ class Pipeline:
             "source": source,
             "job": spec_of(doc),
         }
-        label = f"{model.name} on {source}"
+        run = Checkpoint(seed, None, self.profile.seed)
+        label = f"{model.name} on {run.label(source)}"
 
         def body(key: str, attempt: int) -> dict[str, Any]:
             checkpoints = self.run_dir / "checkpoints" / source / f"{model.name}-{key[:12]}"
@@ -291,10 +314,12 @@ class Pipeline:
                 "train",
                 mounts,
                 self.limits(model.train_budget_s),
-                self.run_dir / "logs" / f"train-{model.name}-{source}.log",
+                self.run_dir / "logs" / f"train-{model.name}-{source}{run.tag}.log",
                 self.gpu,
             )
             outcome = self.launch(ledger, key, attempt, launch, f"train {label}")
+            # every attempt's events: a resumed run keeps the snapshots of the ones before
+            events = [e for a in range(1, attempt + 1) for e in ledger.events(key, a)]
             result = {
                 "status": outcome.status,
                 "reason": outcome.reason,
@@ -309,6 +334,9 @@ class Pipeline:
                 "folder_hash": folder.digest,
                 **self.provenance(folder.path),
                 "budget_s": model.train_budget_s,
+                "seed": seed,
+                "trained_s": round(final_trained_s(events, outcome.run_s), 3),
+                "snapshots": {seconds_text(s): k for s, k in kept_snapshots(events).items()},
             }
             if not outcome.ok:
                 result["failed"] = True
@@ -326,17 +354,29 @@ class Pipeline:
         test_set: str,
         train: StepResult,
         inputs: Path,
+        checkpoint: Checkpoint,
     ) -> None:
-        label = f"{model.name} ({source}) on {test_set}"
+        label = f"{model.name} ({checkpoint.label(source)}) on {test_set}"
         if train.status == "failed":
             step = StepResult("predict", label, "", "failed", "not run: training failed")
             summary.steps.append(step)
             if self.score:
-                self._pending.append(scoring.PendingScore(model, source, test_set, step))
+                self._pending.append(
+                    scoring.PendingScore(model, source, test_set, step, checkpoint)
+                )
             return
-        doc = predict_job("", self.profile, model, self.device, folder.manifest)
+        doc = predict_job(
+            "",
+            self.profile,
+            model,
+            self.device,
+            folder.manifest,
+            checkpoint.seed,
+            checkpoint.snapshot_s,
+        )
         parts = {"model": model.name, "train": train.key, "set": test_set, "job": spec_of(doc)}
-        final = self.run_dir / "predictions" / source / model.name / test_set
+        name = model.name + checkpoint.tag
+        final = self.run_dir / "predictions" / source / name / test_set
 
         def body(key: str, attempt: int) -> dict[str, Any]:
             work = self.run_dir / "work" / key[:16]
@@ -354,7 +394,7 @@ class Pipeline:
                 "predict",
                 mounts,
                 self.limits(self.profile.runtime.predict_cap(n), "runtime.predict_cap"),
-                self.run_dir / "logs" / f"predict-{model.name}-{source}.log",
+                self.run_dir / "logs" / f"predict-{name}-{source}.log",
                 self.gpu,
             )
             outcome = self.launch(ledger, key, attempt, launch, f"predict {label}")
@@ -384,4 +424,4 @@ class Pipeline:
                 f"delete {self.run_dir / 'ledger.sqlite'} or the run folder and rerun",
             )
         if self.score:
-            self._pending.append(scoring.PendingScore(model, source, test_set, step))
+            self._pending.append(scoring.PendingScore(model, source, test_set, step, checkpoint))
