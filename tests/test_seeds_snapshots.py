@@ -185,3 +185,7 @@ def test_the_time_figure_points_are_the_ledgers_means_over_seeds(tmp_path: Path)
     written = pd.read_csv(report / "tables" / "score_time.csv")
     assert len(written) == len(points)
     assert "Score against training time" in (report / "report.md").read_text()
+    training = pd.read_csv(report / "tables" / "training.csv")
+    assert sorted(training["seed"]) == [0, 1]
+    curves = pd.read_csv(report / "tables" / "curves.csv")
+    assert sorted(curves["seed"].unique()) == [0, 1]  # each seed's losses, none overwritten

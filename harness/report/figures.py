@@ -84,7 +84,8 @@ def curves_plot(curves: pd.DataFrame, source: str, path: Path) -> bool:
 
 def curves_figure(curves: pd.DataFrame, source: str) -> Figure | None:
     """Draw training losses against step for one source: one panel per model, one line per loss
-    (log scale when every value is positive); None if no model logged a loss."""
+    and training seed (log scale when every value is positive); None if no model logged a
+    loss."""
     rows = curves[curves["source"] == source]
     if rows.empty:
         return None
@@ -93,9 +94,15 @@ def curves_figure(curves: pd.DataFrame, source: str) -> Figure | None:
     axes = figure.subplots(1, len(models), squeeze=False)[0]
     for ax, model in zip(axes, models, strict=True):
         mine = rows[rows["model"] == model]
+        seeds = list(dict.fromkeys(mine["seed"])) if "seed" in mine else [None]
         for loss in dict.fromkeys(mine["loss"]):
-            line = mine[mine["loss"] == loss].sort_values("step")
-            ax.plot(line["step"], line["value"], label=loss, linewidth=1.2)
+            for seed in seeds:
+                line = mine[mine["loss"] == loss]
+                if seed is not None:
+                    line = line[line["seed"] == seed]
+                label = loss if len(seeds) == 1 else f"{loss}, seed {seed}"
+                line = line.sort_values("step")
+                ax.plot(line["step"], line["value"], label=label, linewidth=1.2)
         if (mine["value"] > 0).all():
             ax.set_yscale("log")
         failed = (mine["status"] == "failed").any()
