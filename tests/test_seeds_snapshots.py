@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
+from datatree import tiny_run_args, write_tiny_benchmark
 from runs import FAULTY, faulty, tiny_run_profile
+from test_resume import BIN, adapter_processes, statuses
 
 from harness.jobs import predict_job, train_job
 from harness.ledger import Ledger
@@ -189,3 +196,41 @@ def test_the_time_figure_points_are_the_ledgers_means_over_seeds(tmp_path: Path)
     assert sorted(training["seed"]) == [0, 1]
     curves = pd.read_csv(report / "tables" / "curves.csv")
     assert sorted(curves["seed"].unique()) == [0, 1]  # each seed's losses, none overwritten
+
+
+def test_a_kill_9_in_the_second_seed_redoes_only_that_seed(tmp_path: Path) -> None:
+    config = write_tiny_benchmark(
+        tmp_path, {"m": {"image": str(FAULTY), "batch_size": 1}}, train=(6, 2), test=4, budget="3s"
+    )
+    document = yaml.safe_load(config.read_text())
+    document["profiles"]["tiny"]["seeds"] = [0, 1]
+    config.write_text(yaml.safe_dump(document))
+    run_dir = tmp_path / "run"
+    command = [str(BIN), *tiny_run_args(config, run_dir), "-q"]
+    harness = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    before: dict[str, tuple[str, int, float]] = {}
+    while time.monotonic() < deadline and harness.poll() is None:
+        before = statuses(run_dir)
+        if before.get("train m on scenes, seed 1", ("",))[0] == "running":
+            break
+        time.sleep(0.1)
+    else:
+        harness.kill()
+        raise AssertionError(f"never saw seed 1 training: {before}")
+    os.kill(harness.pid, signal.SIGKILL)
+    harness.wait()
+    while adapter_processes(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the job goes down with the harness (its process group)
+    assert adapter_processes(run_dir) == [], "the job outlived the killed harness"
+    assert before["train m on scenes"][0] == "done"
+    assert before["predict m (scenes) on faces_test"][0] == "done"
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    after = statuses(run_dir)
+    assert all(status == "done" for status, _, _ in after.values()), after
+    for label in ("train m on scenes", "predict m (scenes) on faces_test"):
+        assert after[label][1:] == before[label][1:], f"{label} was redone"
+    assert after["train m on scenes, seed 1"][1] == before["train m on scenes, seed 1"][1] + 1
+    assert "score m (scenes, seed 1) on faces_test" in after
