@@ -11,13 +11,12 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import __version__, describing, scoring
+from harness import __version__, describing, predicting, scoring
 from harness.checkpoints import (
     Checkpoint,
     final_trained_s,
@@ -31,9 +30,9 @@ from harness.data.layout import DataLayout
 from harness.data.manifest import data_identity
 from harness.errors import DataError, HarnessError
 from harness.images import ImageFolder
-from harness.jobs import predict_job, spec_of, train_job, write_job
+from harness.jobs import spec_of, train_job, write_job
 from harness.ledger import Ledger, content_key
-from harness.predictions import check_predictions, make_masked_inputs
+from harness.predictions import make_masked_inputs
 from harness.progress import Reporter, job_display
 from harness.runners.base import Launch, Limits, Mounts, Outcome, Runner
 from harness.steps import RunSummary, StepResult
@@ -356,72 +355,8 @@ class Pipeline:
         inputs: Path,
         checkpoint: Checkpoint,
     ) -> None:
-        label = f"{model.name} ({checkpoint.label(source)}) on {test_set}"
-        if train.status == "failed":
-            step = StepResult("predict", label, "", "failed", "not run: training failed")
-            summary.steps.append(step)
-            if self.score:
-                self._pending.append(
-                    scoring.PendingScore(model, source, test_set, step, checkpoint)
-                )
-            return
-        doc = predict_job(
-            "",
-            self.profile,
-            model,
-            self.device,
-            folder.manifest,
-            checkpoint.seed,
-            checkpoint.snapshot_s,
+        step = predicting.predict(
+            self, ledger, summary, model, folder, source, test_set, train, inputs, checkpoint
         )
-        parts = {"model": model.name, "train": train.key, "set": test_set, "job": spec_of(doc)}
-        name = model.name + checkpoint.tag
-        final = self.run_dir / "predictions" / source / name / test_set
-
-        def body(key: str, attempt: int) -> dict[str, Any]:
-            work = self.run_dir / "work" / key[:16]
-            outputs = work / f"outputs-{attempt}"
-            shutil.rmtree(work, ignore_errors=True)
-            job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
-            masks = self.layout.mask_dir("test")
-            mounts = Mounts(
-                {"inputs": inputs, "masks": masks}, job, Path(train.result["checkpoints"]), outputs
-            )
-            n = sum(1 for _ in inputs.glob("*.png"))
-            launch = Launch(
-                model.name,
-                str(folder.path),
-                "predict",
-                mounts,
-                self.limits(self.profile.runtime.predict_cap(n), "runtime.predict_cap"),
-                self.run_dir / "logs" / f"predict-{name}-{source}.log",
-                self.gpu,
-            )
-            outcome = self.launch(ledger, key, attempt, launch, f"predict {label}")
-            if not outcome.ok:
-                return {"failed": True, "reason": outcome.reason}
-            check = check_predictions(outputs, inputs, masks, self.profile.image_size)
-            if not check.ok:
-                return {"failed": True, "reason": "; ".join(check.problems[:5])}
-            final.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(final, ignore_errors=True)
-            outputs.rename(final)
-            shutil.rmtree(work, ignore_errors=True)
-            return {
-                "reason": "done",
-                "images": n,
-                "path": str(final),
-                "known_pixel_max_abs": check.known_pixel_max_abs,
-                "composites": check.known_pixel_max_abs == 0,
-                "wall_s": round(outcome.wall_s, 3),
-                **self.provenance(folder.path),
-            }
-
-        step = self.step(ledger, summary, "predict", label, parts, body)
-        if step.status == "cached" and not final.is_dir():
-            raise DataError(
-                f"{final}: recorded as done but missing",
-                f"delete {self.run_dir / 'ledger.sqlite'} or the run folder and rerun",
-            )
         if self.score:
             self._pending.append(scoring.PendingScore(model, source, test_set, step, checkpoint))
