@@ -163,6 +163,8 @@ class Pipeline:
             "device": self.device,
             "gpu": self.gpu,
             "seed": self.profile.seed,
+            "seeds": list(self.profile.training_seeds),
+            "snapshots_s": list(self.profile.snapshots_s),
             "data_root": str(self.profile.data_root),
             "data_identity": data_id,
             "image_size": self.profile.image_size,

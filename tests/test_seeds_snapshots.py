@@ -194,6 +194,9 @@ def test_the_time_figure_points_are_the_ledgers_means_over_seeds(tmp_path: Path)
     assert "Score against training time" in (report / "report.md").read_text()
     training = pd.read_csv(report / "tables" / "training.csv")
     assert sorted(training["seed"]) == [0, 1]
+    identity = pd.read_csv(report / "tables" / "run.csv").set_index("field")["value"]
+    assert identity["training seeds"] == "0, 1"
+    assert identity["snapshots (training s)"] == "0.3, 0.6"
     curves = pd.read_csv(report / "tables" / "curves.csv")
     assert sorted(curves["seed"].unique()) == [0, 1]  # each seed's losses, none overwritten
 

@@ -219,6 +219,8 @@ def run_table(run: RunData) -> pd.DataFrame:
         ("device", info.get("device")),
         ("gpu", info.get("gpu")),
         ("seed", info.get("seed")),
+        ("training seeds", ", ".join(map(str, info.get("seeds") or [run.seed]))),
+        ("snapshots (training s)", ", ".join(f"{s:g}" for s in info.get("snapshots_s") or [])),
         ("image size", info.get("image_size")),
         ("data root", info.get("data_root")),
         ("data identity", info.get("data_identity")),
