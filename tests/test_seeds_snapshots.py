@@ -237,3 +237,31 @@ def test_a_kill_9_in_the_second_seed_redoes_only_that_seed(tmp_path: Path) -> No
         assert after[label][1:] == before[label][1:], f"{label} was redone"
     assert after["train m on scenes, seed 1"][1] == before["train m on scenes, seed 1"][1] + 1
     assert "score m (scenes, seed 1) on faces_test" in after
+
+
+def test_score_rows_of_a_ledger_from_before_seeds_read_as_the_runs_seed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with Ledger.in_run_dir(run_dir) as ledger:
+        ledger.begin("k", "score", "m (scenes) on faces_test", {"model": "m"})
+        ledger.put_scores(
+            "k",
+            {"source": "scenes", "model": "m", "test_set": "t"},
+            [{"image": "a.png", "variant": "composite", "psnr": "20.5"}],
+            ["psnr"],
+        )
+        ledger.finish("k", "done", result={})
+    (run_dir / "run.json").write_text(json.dumps({"seed": 7}))
+    # take the ledger back to before 0003_score_runs, as an old run folder has it
+    conn = sqlite3.connect(run_dir / "ledger.sqlite")
+    with conn:
+        conn.execute("ALTER TABLE scores DROP COLUMN seed")
+        conn.execute("ALTER TABLE scores DROP COLUMN snapshot_s")
+        conn.execute("DELETE FROM migrations WHERE name = '0003_score_runs'")
+    conn.close()
+
+    old = load_run(run_dir).scores  # read-only: the ledger is not migrated
+    assert (list(old["seed"]), old["snapshot_s"].isna().all()) == ([7], True)
+    with Ledger.in_run_dir(run_dir) as ledger:  # a rerun migrates it; old rows keep NULL
+        assert "0003_score_runs" in ledger.migrations()
+        assert [(r["seed"], r["snapshot_s"]) for r in ledger.score_rows()] == [(None, None)]
+    assert list(load_run(run_dir).scores["seed"]) == [7]
