@@ -92,6 +92,19 @@ class Profile:
     masks: MaskCounts
     test_sets: dict[str, int]
     runtime: Runtime
+    # Training seeds (`seeds:`); empty means the one top-level `seed`, so that a one-seed profile
+    # builds the same jobs, and ledger keys, as before seeds existed.
+    seeds: tuple[int, ...] = ()
+    # Training seconds at which snapshots are kept and scored (`snapshots:`), ascending.
+    snapshots_s: tuple[float, ...] = ()
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
+
+    def snapshots_for(self, model: ModelEntry) -> tuple[float, ...]:
+        """The snapshots inside `model`'s budget: one at or past it is the final checkpoint."""
+        return tuple(s for s in self.snapshots_s if s < model.train_budget_s)
 
 
 @dataclass(frozen=True)
@@ -267,6 +280,7 @@ def load_benchmark(path: Path = DEFAULT_CONFIG) -> Benchmark:
                     f"profiles.{pname}.model_overrides.{model}: model not in this profile's models"
                 )
         durations += _budget_problems(pname, profile)
+        durations += _snapshot_problems(pname, profile)
         low, high = profile["masks"].get("hole_range", [0.01, 0.6])
         if not low < high:
             problems.append(
@@ -288,7 +302,7 @@ def load_benchmark(path: Path = DEFAULT_CONFIG) -> Benchmark:
         raise ConfigError(
             "\n".join(f"{path}: {p}" for p in durations),
             f"give a duration over 0 s and at most {MAX_DURATION_S / 86400:g} days "
-            "(e.g. 45s, 30m, 2h; grace may be 0s)",
+            "(e.g. 45s, 30m, 2h; grace may be 0s), each snapshot time once",
         )
     return Benchmark(path=path, document=document)
 
@@ -302,6 +316,20 @@ def _budget_problems(pname: str, profile: dict[str, Any]) -> list[str]:
             problems += _duration_problems(
                 f"profiles.{pname}.model_overrides.{model}.train_budget", over["train_budget"]
             )
+    return problems
+
+
+def _snapshot_problems(pname: str, profile: dict[str, Any]) -> list[str]:
+    """Snapshot times over 0 s, each once (`60m` and `1h` are the same time)."""
+    problems: list[str] = []
+    seen: dict[float, str] = {}
+    for i, text in enumerate(profile.get("snapshots", [])):
+        where = f"profiles.{pname}.snapshots[{i}]"
+        problems += _duration_problems(where, text)
+        seconds = parse_duration(text)
+        if seconds in seen:
+            problems.append(f"{where}: {text!r} is the same time as {seen[seconds]!r}")
+        seen.setdefault(seconds, text)
     return problems
 
 
@@ -372,4 +400,6 @@ def _resolve_profile(bench: Benchmark, name: str) -> Profile:
         masks=MaskCounts(masks["train"], masks["val"], masks["test"], (float(low), float(high))),
         test_sets=dict(prof["test_sets"]),
         runtime=runtime,
+        seeds=tuple(prof["seeds"]) if "seeds" in prof else (),
+        snapshots_s=tuple(sorted(parse_duration(s) for s in prof.get("snapshots", []))),
     )

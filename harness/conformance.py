@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.conformance_snapshots import check_snapshots
 from harness.contract import CONTRACT_VERSION, validate_describe, validate_manifest
 from harness.contract_rules import describe_problems, stream_problems
 from harness.data.layout import file_name
@@ -54,6 +55,9 @@ class Report:
         status = "pass" if ok else ("flag" if flag else "fail")
         self.checks.append(Check(name, status, detail))
         return ok
+
+    def skip(self, name: str, why: str) -> None:
+        self.checks.append(Check(name, "skip", why))
 
 
 def smallest_legal(manifest: dict[str, Any]) -> tuple[int, int]:
@@ -173,6 +177,7 @@ class Conformance:
         if checkpoints is not None:
             self.check_sigterm_and_resume()
             self.check_predict(checkpoints, data)
+            check_snapshots(self, data)
         self.check_streams()
         return self.report
 

@@ -345,6 +345,11 @@ def check_job_fits_manifest(
         if batch["max_any"] is not None:
             rule = f"up to {batch['max_any']}, or larger {rule}"
         problems.append(f"batch_size: {name} takes batches {rule}, got {job['batch_size']}")
+    asks_snapshots = job.get("snapshot_at_s") or job.get("snapshot_s") is not None
+    if asks_snapshots and not manifest.get("snapshots", False):
+        problems.append(
+            f'snapshot_at_s/snapshot_s: {name}\'s manifest does not claim "snapshots": true'
+        )
     defaults = manifest["defaults"].get("hyperparameters", {})
     for key, value in job.get("hyperparameters", {}).items():
         if key not in defaults:

@@ -19,13 +19,14 @@ def _common(
     model: ModelEntry,
     device: str,
     manifest: dict[str, Any],
+    seed: int | None = None,
 ) -> dict[str, Any]:
     hyper = {**manifest.get("defaults", {}).get("hyperparameters", {}), **model.hyperparameters}
     return {
         "contract_version": CONTRACT_VERSION,
         "command": command,
         "job_id": job_id,
-        "seed": profile.seed,
+        "seed": profile.seed if seed is None else seed,
         "device": device,
         "image_size": profile.image_size,
         "batch_size": model.batch_size,
@@ -40,9 +41,13 @@ def train_job(
     device: str,
     manifest: dict[str, Any],
     max_steps: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
+    """A train job; `seed` defaults to the profile's. The profile's snapshots inside the budget
+    go in `snapshot_at_s` only for a manifest that claims them, and only when there are some, so
+    other jobs (and their ledger keys) are those of a run without snapshots."""
     doc = {
-        **_common("train", job_id, profile, model, device, manifest),
+        **_common("train", job_id, profile, model, device, manifest, seed),
         "budget_s": model.train_budget_s,
         "max_steps": max_steps,
         "progress_every_s": 10 if model.train_budget_s >= 120 else 2,
@@ -55,6 +60,9 @@ def train_job(
             "val_masks": "masks/val",
         },
     }
+    snapshots = profile.snapshots_for(model)
+    if snapshots and manifest.get("snapshots", False):
+        doc["snapshot_at_s"] = list(snapshots)
     fits(doc, model, manifest)
     return doc
 
@@ -69,13 +77,24 @@ def fits(doc: dict[str, Any], model: ModelEntry, manifest: dict[str, Any]) -> No
 
 
 def predict_job(
-    job_id: str, profile: Profile, model: ModelEntry, device: str, manifest: dict[str, Any]
+    job_id: str,
+    profile: Profile,
+    model: ModelEntry,
+    device: str,
+    manifest: dict[str, Any],
+    seed: int | None = None,
+    snapshot_s: float | None = None,
 ) -> dict[str, Any]:
-    return {
-        **_common("predict", job_id, profile, model, device, manifest),
+    """A predict job, with the training seed (a model that draws noise at test time draws it
+    from there) and, for a snapshot, `snapshot_s`; the final checkpoint's has no such key."""
+    doc = {
+        **_common("predict", job_id, profile, model, device, manifest, seed),
         "data": {"inputs": "inputs", "masks": "masks"},
         "output_dir": ".",
     }
+    if snapshot_s is not None:
+        doc["snapshot_s"] = snapshot_s
+    return doc
 
 
 def describe_job(

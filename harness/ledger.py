@@ -84,6 +84,15 @@ _MIGRATIONS: list[tuple[str, str]] = [
     CREATE INDEX scores_by_cell ON scores (source, test_set, model, metric, variant);
     """,
     ),
+    (
+        # Which training seed and snapshot (training seconds; NULL: the final checkpoint) a row
+        # scores. Rows from before it have a NULL seed: the run's seed (run.json).
+        "0003_score_runs",
+        """
+    ALTER TABLE scores ADD COLUMN seed INTEGER;
+    ALTER TABLE scores ADD COLUMN snapshot_s REAL
+    """,
+    ),
 ]
 
 
@@ -294,9 +303,12 @@ class Ledger:
         where: Mapping[str, str],
         rows: Sequence[Mapping[str, Any]],
         metrics: list[str],
+        seed: int | None = None,
+        snapshot_s: float | None = None,
     ) -> int:
         """Replace the per-image scores of step `key` (one row per image, variant and metric;
-        a missing value, e.g. LPIPS without weights, is stored as NULL)."""
+        a missing value, e.g. LPIPS without weights, is stored as NULL), with the training seed
+        and snapshot they score."""
         values = [
             (
                 key,
@@ -309,6 +321,8 @@ class Ledger:
                 row.get("bin") or None,
                 metric,
                 _number(row.get(metric)),
+                seed,
+                snapshot_s,
             )
             for row in rows
             for metric in metrics
@@ -317,16 +331,24 @@ class Ledger:
             conn.execute("DELETE FROM scores WHERE step_key = ?", (key,))
             conn.executemany(
                 "INSERT INTO scores (step_key, source, model, test_set, image, variant,"
-                " hole_fraction, bin, metric, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " hole_fraction, bin, metric, value, seed, snapshot_s)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
         return len(values)
 
     def score_rows(self) -> list[dict[str, Any]]:
-        """Every per-image score of the run's completed score steps."""
+        """Every per-image score of the run's completed score steps; `seed` and `snapshot_s`
+        are None in rows older than 0003_score_runs (and in a read-only ledger without it)."""
+        columns = {r["name"] for r in self.conn.execute("PRAGMA table_info(scores)")}
+        runs = (
+            "s.seed, s.snapshot_s"
+            if {"seed", "snapshot_s"} <= columns
+            else "NULL AS seed, NULL AS snapshot_s"
+        )
         rows = self.conn.execute(
             "SELECT s.source, s.model, s.test_set, s.image, s.variant, s.hole_fraction, s.bin,"
-            " s.metric, s.value FROM scores s JOIN steps t ON t.key = s.step_key"
+            f" s.metric, s.value, {runs} FROM scores s JOIN steps t ON t.key = s.step_key"
             " WHERE t.status = 'done' ORDER BY s.source, s.test_set, s.model, s.image"
         )
         return [dict(r) for r in rows]
@@ -393,6 +415,8 @@ def check_ledger(path: Path) -> None:
             problem = "; ".join(str(r[0]) for r in rows[:3])
     except sqlite3.DatabaseError as error:
         problem = str(error)
+    except UnicodeDecodeError as error:  # a message quoting damaged bytes (a schema name)
+        problem = f"text that is not UTF-8: {error.reason}"
     if problem is not None:
         for sidecar in made:
             if sidecar.exists() and (sidecar.name.endswith("-shm") or not sidecar.stat().st_size):

@@ -1,7 +1,8 @@
-"""`inpaint-bench run`: for each training source × model, train under the budget, then predict
-every test set; after every model, score each test set's predictions in one metrics job;
-strictly one job at a time. Each step is recorded in the run's ledger under a content key, so a
-rerun skips what is done and a crash loses nothing that completed.
+"""`inpaint-bench run`: for each model × training source × training seed, train under the
+budget, then predict every test set from the final checkpoint and from each snapshot kept on the
+way (harness/checkpoints.py); after every model, score each test set's predictions in one
+metrics job; strictly one job at a time. Each step is recorded in the run's ledger under a
+content key, so a rerun skips what is done and a crash loses nothing that completed.
 """
 
 from __future__ import annotations
@@ -10,22 +11,28 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import __version__, describing, scoring
+from harness import __version__, describing, predicting, scoring
+from harness.checkpoints import (
+    Checkpoint,
+    final_trained_s,
+    kept_snapshots,
+    seconds_text,
+    to_predict,
+)
 from harness.config import ModelEntry, Profile
 from harness.data.atomic import atomic_write_text
 from harness.data.layout import DataLayout
 from harness.data.manifest import data_identity
 from harness.errors import DataError, HarnessError
 from harness.images import ImageFolder
-from harness.jobs import predict_job, spec_of, train_job, write_job
+from harness.jobs import spec_of, train_job, write_job
 from harness.ledger import Ledger, content_key
-from harness.predictions import check_predictions, make_masked_inputs
+from harness.predictions import make_masked_inputs
 from harness.progress import Reporter, job_display
 from harness.runners.base import Launch, Limits, Mounts, Outcome, Runner
 from harness.steps import RunSummary, StepResult
@@ -95,21 +102,32 @@ class Pipeline:
                     continue
                 describing.describe(self, ledger, summary, model, folder)
                 for source in self.profile.sources:
-                    train = self._train(ledger, summary, model, folder, source, data_id)
-                    for test_set in self.profile.test_sets:
-                        self._predict(
-                            ledger,
-                            summary,
-                            model,
-                            folder,
-                            source,
-                            test_set,
-                            train,
-                            inputs[test_set],
-                        )
+                    for seed in self.profile.training_seeds:
+                        train = self._train(ledger, summary, model, folder, source, data_id, seed)
+                        for checkpoint in self._checkpoints(model, seed, train):
+                            for test_set in self.profile.test_sets:
+                                self._predict(
+                                    ledger,
+                                    summary,
+                                    model,
+                                    folder,
+                                    source,
+                                    test_set,
+                                    train,
+                                    inputs[test_set],
+                                    checkpoint,
+                                )
             if self.score:  # after every model: one metrics job per test set scores them all
                 scoring.score_all(self, ledger, summary, self._pending)
         return summary
+
+    def _checkpoints(self, model: ModelEntry, seed: int, train: StepResult) -> list[Checkpoint]:
+        kept = (train.result or {}).get("snapshots", {}) if train.status != "failed" else {}
+        asked = self.profile.snapshots_for(model)
+        found, missing = to_predict(self.profile.seed, seed, asked, kept)
+        if missing and kept:
+            self.reporter.note(f"  no snapshot kept at {', '.join(missing)}")
+        return found
 
     def _folder(self, model: ModelEntry) -> ImageFolder | None:
         try:
@@ -145,6 +163,8 @@ class Pipeline:
             "device": self.device,
             "gpu": self.gpu,
             "seed": self.profile.seed,
+            "seeds": list(self.profile.training_seeds),
+            "snapshots_s": list(self.profile.snapshots_s),
             "data_root": str(self.profile.data_root),
             "data_identity": data_id,
             "image_size": self.profile.image_size,
@@ -259,8 +279,11 @@ class Pipeline:
         folder: ImageFolder,
         source: str,
         data_id: str,
+        seed: int,
     ) -> StepResult:
-        doc = train_job("", self.profile, model, self.device, folder.manifest, self.max_steps)
+        doc = train_job("", self.profile, model, self.device, folder.manifest, self.max_steps, seed)
+        # The seed is in the key through the job's `seed`; a one-seed profile's keys are those
+        # of a run before seeds existed.
         parts = {
             "model": model.name,
             "image": folder.digest,
@@ -268,7 +291,8 @@ class Pipeline:
             "source": source,
             "job": spec_of(doc),
         }
-        label = f"{model.name} on {source}"
+        run = Checkpoint(seed, None, self.profile.seed)
+        label = f"{model.name} on {run.label(source)}"
 
         def body(key: str, attempt: int) -> dict[str, Any]:
             checkpoints = self.run_dir / "checkpoints" / source / f"{model.name}-{key[:12]}"
@@ -291,10 +315,12 @@ class Pipeline:
                 "train",
                 mounts,
                 self.limits(model.train_budget_s),
-                self.run_dir / "logs" / f"train-{model.name}-{source}.log",
+                self.run_dir / "logs" / f"train-{model.name}-{source}{run.tag}.log",
                 self.gpu,
             )
             outcome = self.launch(ledger, key, attempt, launch, f"train {label}")
+            # every attempt's events: a resumed run keeps the snapshots of the ones before
+            events = [e for a in range(1, attempt + 1) for e in ledger.events(key, a)]
             result = {
                 "status": outcome.status,
                 "reason": outcome.reason,
@@ -309,6 +335,9 @@ class Pipeline:
                 "folder_hash": folder.digest,
                 **self.provenance(folder.path),
                 "budget_s": model.train_budget_s,
+                "seed": seed,
+                "trained_s": round(final_trained_s(events, outcome.run_s), 3),
+                "snapshots": {seconds_text(s): k for s, k in kept_snapshots(events).items()},
             }
             if not outcome.ok:
                 result["failed"] = True
@@ -326,62 +355,10 @@ class Pipeline:
         test_set: str,
         train: StepResult,
         inputs: Path,
+        checkpoint: Checkpoint,
     ) -> None:
-        label = f"{model.name} ({source}) on {test_set}"
-        if train.status == "failed":
-            step = StepResult("predict", label, "", "failed", "not run: training failed")
-            summary.steps.append(step)
-            if self.score:
-                self._pending.append(scoring.PendingScore(model, source, test_set, step))
-            return
-        doc = predict_job("", self.profile, model, self.device, folder.manifest)
-        parts = {"model": model.name, "train": train.key, "set": test_set, "job": spec_of(doc)}
-        final = self.run_dir / "predictions" / source / model.name / test_set
-
-        def body(key: str, attempt: int) -> dict[str, Any]:
-            work = self.run_dir / "work" / key[:16]
-            outputs = work / f"outputs-{attempt}"
-            shutil.rmtree(work, ignore_errors=True)
-            job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
-            masks = self.layout.mask_dir("test")
-            mounts = Mounts(
-                {"inputs": inputs, "masks": masks}, job, Path(train.result["checkpoints"]), outputs
-            )
-            n = sum(1 for _ in inputs.glob("*.png"))
-            launch = Launch(
-                model.name,
-                str(folder.path),
-                "predict",
-                mounts,
-                self.limits(self.profile.runtime.predict_cap(n), "runtime.predict_cap"),
-                self.run_dir / "logs" / f"predict-{model.name}-{source}.log",
-                self.gpu,
-            )
-            outcome = self.launch(ledger, key, attempt, launch, f"predict {label}")
-            if not outcome.ok:
-                return {"failed": True, "reason": outcome.reason}
-            check = check_predictions(outputs, inputs, masks, self.profile.image_size)
-            if not check.ok:
-                return {"failed": True, "reason": "; ".join(check.problems[:5])}
-            final.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(final, ignore_errors=True)
-            outputs.rename(final)
-            shutil.rmtree(work, ignore_errors=True)
-            return {
-                "reason": "done",
-                "images": n,
-                "path": str(final),
-                "known_pixel_max_abs": check.known_pixel_max_abs,
-                "composites": check.known_pixel_max_abs == 0,
-                "wall_s": round(outcome.wall_s, 3),
-                **self.provenance(folder.path),
-            }
-
-        step = self.step(ledger, summary, "predict", label, parts, body)
-        if step.status == "cached" and not final.is_dir():
-            raise DataError(
-                f"{final}: recorded as done but missing",
-                f"delete {self.run_dir / 'ledger.sqlite'} or the run folder and rerun",
-            )
+        step = predicting.predict(
+            self, ledger, summary, model, folder, source, test_set, train, inputs, checkpoint
+        )
         if self.score:
-            self._pending.append(scoring.PendingScore(model, source, test_set, step))
+            self._pending.append(scoring.PendingScore(model, source, test_set, step, checkpoint))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.checkpoints import Checkpoint
 from harness.config import ModelEntry
 from harness.contract import CONTRACT_VERSION, DATA_MOUNT, OUTPUTS_MOUNT
 from harness.data.atomic import atomic_write_text
@@ -103,6 +104,7 @@ class PendingScore:
     source: str
     test_set: str
     predict: StepResult
+    checkpoint: Checkpoint  # the training seed and snapshot the predictions came from
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def score_all(
     for (source, test_set), items in groups.items():
         todo = []
         for item in items:
-            label = f"{item.model.name} ({source}) on {test_set}"
+            label = f"{item.model.name} ({item.checkpoint.label(source)}) on {test_set}"
             if item.predict.status == "failed":
                 failed = StepResult("score", label, "", "failed", "not run: prediction failed")
                 summary.steps.append(failed)
@@ -247,13 +249,16 @@ def _take_scores(
     meta_path = produced.with_suffix(".meta.json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     model = todo.item.model.name
+    checkpoint = todo.item.checkpoint
     ledger.put_scores(
         todo.key,
         {"source": source, "model": model, "test_set": test_set},
         rows,
         [m for m in metrics if rows and m in rows[0]],
+        seed=checkpoint.seed,
+        snapshot_s=checkpoint.snapshot_s,
     )
-    final = pipeline.run_dir / "scores" / source / model / f"{test_set}.csv"
+    final = pipeline.run_dir / "scores" / source / (model + checkpoint.tag) / f"{test_set}.csv"
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(produced, final)
     if meta_path.is_file():

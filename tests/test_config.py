@@ -236,3 +236,42 @@ def test_zero_and_absurd_budgets_are_refused(
         load_benchmark(write(tmp_path, document))
     assert "profiles.sample.train_budget" in str(raised.value)
     assert fragment in str(raised.value)
+
+
+def test_seeds_and_snapshots_resolve_with_one_seed_and_none_by_default(
+    tmp_path: Path, document: dict
+) -> None:
+    shipped = load_benchmark(REPO / "benchmark.yaml")
+    seed = shipped.profile("seed")
+    assert seed.training_seeds == (0,) and seed.seeds == ()
+    assert seed.snapshots_s == (900.0, 1800.0, 3600.0, 7200.0)
+    # the 2h snapshot is the final checkpoint of a 2h budget
+    assert seed.snapshots_for(seed.models[0]) == (900.0, 1800.0, 3600.0)
+    sample = shipped.profile("sample")
+    assert (sample.training_seeds, sample.snapshots_s) == ((0,), ())
+
+    document["profiles"]["sample"].update(seeds=[3, 1], snapshots=["20s", "10s", "1h"])
+    sample = load_benchmark(write(tmp_path, document)).profile("sample")
+    assert sample.training_seeds == (3, 1)
+    assert sample.snapshots_s == (10.0, 20.0, 3600.0)
+    assert sample.snapshots_for(sample.models[0]) == (10.0, 20.0)  # the budget is 30s
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("seeds", [], r"profiles\.sample\.seeds"),
+        ("seeds", [1, 1], r"profiles\.sample\.seeds"),
+        ("seeds", [-1], r"profiles\.sample\.seeds\[0\]"),
+        ("snapshots", ["0s"], r"profiles\.sample\.snapshots\[0\]: '0s' is zero"),
+        ("snapshots", ["60m", "1h"], r"snapshots\[1\]: '1h' is the same time as '60m'"),
+        ("snapshots", ["10 min"], r"profiles\.sample\.snapshots\[0\]"),
+    ],
+)
+def test_bad_seeds_and_snapshots_are_named(
+    tmp_path: Path, document: dict, field: str, value: list, message: str
+) -> None:
+    document["profiles"]["sample"][field] = value
+    with pytest.raises(ConfigError, match=message) as error:
+        load_benchmark(write(tmp_path, document))
+    assert str(tmp_path / "benchmark.yaml") in str(error.value)

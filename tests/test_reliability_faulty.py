@@ -155,6 +155,9 @@ CASES = [
     ),
     # Nondeterminism is `validate`'s to find (tests/test_validate.py); a run just records it.
     Case("stochastic", "predict", "done", ("done",)),
+    # Keeping no snapshots matters only under a manifest that claims them (test_validate.py);
+    # this one claims none, so none are asked for.
+    Case("no_snapshots", "predict", "done", ("done",)),
 ]
 
 

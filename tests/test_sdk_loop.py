@@ -203,3 +203,78 @@ def test_predict_refuses_an_input_of_another_size_naming_it(root: Path) -> None:
             {},
             lambda r, h: r,
         )
+
+
+class StepClock:
+    """A budget clock that advances one second per training step, so that snapshot times are
+    counted in steps, whatever the machine's load."""
+
+    def __init__(self, model: Tiny) -> None:
+        self.model = model
+
+    def __call__(self, seconds: float) -> StepClock:
+        self.seconds = seconds
+        self.at_start = len(self.model.batches)
+        return self
+
+    def elapsed(self) -> float:
+        return float(len(self.model.batches) - self.at_start)
+
+
+def test_snapshots_are_kept_at_the_asked_training_seconds_and_resume_keeps_them(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = Tiny(io.StringIO())
+    monkeypatch.setattr(inpaint_loop, "Budget", StepClock(model))
+    # budget 10 s = 10 steps after the warm-up one (which is off the clock); stop after step 4
+    events = train(root, model, max_steps=4, budget_s=10, snapshot_at_s=[6, 2.5, 1])
+    snaps = [e for e in events if e["event"] == "checkpoint" and e.get("snapshot_s")]
+    # after the step that reaches each asked second (step n ends at n - 1 s on this clock)
+    assert [(e["snapshot_s"], e["step"], e["trained_s"]) for e in snaps] == [(1, 2, 1), (2.5, 4, 3)]
+    assert [e["path"] for e in snaps] == ["snapshots/1/tiny.pt", "snapshots/2.5/tiny.pt"]
+    kept = torch.load(root / "checkpoints" / "snapshots" / "2.5" / "tiny.pt", weights_only=False)
+    assert (kept["step"], kept["trained_s"]) == (4, 3.0)
+
+    resumed = Tiny(io.StringIO())
+    monkeypatch.setattr(inpaint_loop, "Budget", StepClock(resumed))
+    events = train(root, resumed, max_steps=9, budget_s=10, snapshot_at_s=[6, 2.5, 1])
+    snaps = [e for e in events if e["event"] == "checkpoint" and e.get("snapshot_s")]
+    assert [(e["snapshot_s"], e["step"]) for e in snaps] == [(6, 8)]  # 1 and 2.5 were kept
+    assert sorted(p.name for p in (root / "checkpoints" / "snapshots").iterdir()) == [
+        "1",
+        "2.5",
+        "6",
+    ]
+
+
+def test_predict_reads_the_snapshot_its_job_names(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[Path] = []
+
+    def load(path: Path) -> dict:
+        read.append(path)
+        raise inpaint_sdk.BadData("stop here")
+
+    monkeypatch.setattr(inpaint_loop, "load_checkpoint", load)
+    doc = {
+        "contract_version": "1",
+        "command": "predict",
+        "job_id": "p",
+        "seed": 0,
+        "device": "cpu",
+        "image_size": SIZE,
+        "batch_size": 1,
+        "data": {"inputs": "images", "masks": "masks"},
+    }
+    for fields in ({}, {"snapshot_s": 2.5}, {"snapshot_s": 900.0}):
+        inpaint_sdk.validate_against("job", {**doc, **fields})
+        job = inpaint_sdk.Job({**doc, **fields}, root, root / "checkpoints", root / "outputs")
+        with pytest.raises(inpaint_sdk.BadData, match="stop here"):
+            inpaint_loop.predict(Tiny(io.StringIO()), job, inpaint_sdk.Events(io.StringIO()), None)
+    base = root / "checkpoints"
+    assert read == [
+        base / "tiny.pt",
+        base / "snapshots" / "2.5" / "tiny.pt",
+        base / "snapshots" / "900" / "tiny.pt",
+    ]

@@ -260,3 +260,27 @@ def test_stream_problems_name_each_broken_rule(
     events: list[dict], job: dict, trains: bool, problem: str
 ) -> None:
     assert stream_problems(events, job, trains) == [problem]
+
+
+def claiming_snapshots(folder: Path) -> Path:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "snapshots": True}))
+    return folder
+
+
+def test_snapshots_are_checked_where_the_manifest_claims_them(tmp_path: Path) -> None:
+    plain = validate(FAULTY, tmp_path / "plain")
+    assert plain["train keeps the snapshots it is asked for"] == (
+        "skip",
+        "the manifest does not claim snapshots",
+    )
+    claims = validate(claiming_snapshots(broken_fixture(tmp_path, "none")), tmp_path / "claims")
+    assert claims["train keeps the snapshots it is asked for"] == ("pass", "")
+    assert claims["predict reads the snapshot it is told"] == ("pass", "")
+    assert {s for s, _ in claims.values()} == {"pass", "skip"}
+
+
+def test_a_claim_without_snapshots_fails_naming_the_missing_one(tmp_path: Path) -> None:
+    folder = claiming_snapshots(broken_fixture(tmp_path, "no_snapshots"))
+    status, detail = validate(folder, tmp_path)["train keeps the snapshots it is asked for"]
+    assert status == "fail" and "no checkpoint event with snapshot_s 0.5" in detail

@@ -6,6 +6,7 @@ describe) and this module does the rest, the same way for every model:
 
     python adapter.py train    $INPAINT_JOB   # train until budget, max_steps or SIGTERM; resumes
     python adapter.py predict  $INPAINT_JOB   # one PNG per input, from the newest checkpoint
+                                              # (or the snapshot the job's snapshot_s names)
     python adapter.py describe $INPAINT_JOB   # parameters, FLOPs, latency, peak memory
 
 An adapter ends with
@@ -64,6 +65,12 @@ from inpaint_torch import (
 )
 
 FLOP_COUNTER = "torch.utils.flop_counter.FlopCounterMode"
+
+
+def snapshot_folder(seconds: float) -> str:
+    """The folder, inside the checkpoints mount, of the snapshot kept at `seconds` of training
+    (contracts/README.md, "Snapshots"): up to three decimals, trailing zeros dropped."""
+    return "snapshots/" + f"{float(seconds):.3f}".rstrip("0").rstrip(".")
 
 
 class Context:
@@ -203,6 +210,12 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
     budget_s = float(job["budget_s"])
     budget: Budget | None = None  # the clock starts at run_start
     losses: Mapping[str, Any] = {}
+    # Snapshots the job asks for (snapshot_at_s) and a resumed run has not kept yet, in order.
+    snapshots = sorted(
+        float(s)
+        for s in job.get("snapshot_at_s") or []
+        if not (job.checkpoints / snapshot_folder(s) / model.checkpoint).is_file()
+    )
 
     def take_step() -> None:
         nonlocal nets, losses, step, images_seen
@@ -228,19 +241,38 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
             lr=getattr(cfg, model.lr_field, None),
         )
 
-    def checkpoint() -> None:
+    def checkpoint(snapshot_s: float | None = None) -> None:
         assert budget is not None
+        spent = trained_s + budget.elapsed()  # the budget is total training time
         payload = {
             **model.state(nets),
             **ctx.notes,
             "step": step,
             "images_seen": images_seen,
             "config": cfg.resolved(),
-            "trained_s": trained_s + budget.elapsed(),  # the budget is total training time
+            "trained_s": spent,
             "rng": rng_state(rng),
         }
-        save_checkpoint(path, payload)
-        events.emit("checkpoint", step=step, images_seen=images_seen, path=model.checkpoint)
+        name = model.checkpoint
+        if snapshot_s is not None:  # a full checkpoint of its own, which predict can be told
+            name = f"{snapshot_folder(snapshot_s)}/{model.checkpoint}"
+        save_checkpoint(job.checkpoints / name, payload)
+        marks = {} if snapshot_s is None else {"snapshot_s": snapshot_s}
+        events.emit(
+            "checkpoint",
+            step=step,
+            images_seen=images_seen,
+            path=name,
+            trained_s=round(spent, 3),
+            **marks,
+        )
+
+    def due_snapshots() -> None:
+        # Kept on the budget clock after the step that reached each asked second; a step is
+        # never cut short for one, so the event's trained_s may be a step past snapshot_s.
+        assert budget is not None
+        while snapshots and trained_s + budget.elapsed() >= snapshots[0]:
+            checkpoint(snapshots.pop(0))
 
     # One warm-up step before run_start: CUDA context, cuDNN autotuning and kernel loading all
     # happen in the first step (MADF's took 33.9 s on an H100, docs/performance.md), which the
@@ -258,6 +290,7 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
     stepped = warm  # whether a step is waiting for its interval checks
     while True:
         if stepped:
+            due_snapshots()
             now = time.monotonic()
             if now - last_progress >= progress_every:
                 progress()
@@ -280,6 +313,7 @@ def train(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
         take_step()
         step_s, stepped = time.monotonic() - started, True
     progress()
+    due_snapshots()  # those the last step reached; later ones wait for a resumed run
     checkpoint()
     stop_run(events, reason, step, images_seen)
 
@@ -291,7 +325,11 @@ def predict(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None
     device = model.device = pick_device(job["device"])
     set_threads()
     seed_all(int(job["seed"]))  # a model that draws noise at test time repeats itself
-    saved = load_checkpoint(job.checkpoints / model.checkpoint)
+    snapshot_s = job.get("snapshot_s")
+    folder = job.checkpoints
+    if snapshot_s is not None:
+        folder = folder / snapshot_folder(snapshot_s)
+    saved = load_checkpoint(folder / model.checkpoint)
     cfg = model.Config.from_saved(saved["config"])
     ctx = Context(events)
     network = model.generator(cfg, saved, ctx)

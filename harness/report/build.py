@@ -33,7 +33,7 @@ from harness.report.captions import (
     set_level_note,
     several_seeds,
 )
-from harness.report.figures import area_plot, curves_plot
+from harness.report.figures import area_plot, curves_plot, time_plot
 from harness.report.grids import Pictures, choose_samples, sample_grid, worst_grid
 from harness.report.page import Document
 from harness.report.registry import (
@@ -64,6 +64,8 @@ from harness.report.score_tables import (
     worst_table,
 )
 from harness.report.stats import LEVEL
+from harness.report.time_scores import time_points
+from harness.scoring import ALWAYS
 
 REPORT_DIR = "report"
 WORST_COUNT = 3
@@ -203,6 +205,7 @@ def write_report(run: RunData, reporter: Reporter | None = None) -> ReportResult
             main = _main_section(run, out)
             _raw_section(run, out)
             _area_section(run, out, metrics)
+            _time_section(run, out, metrics)
             _qualitative_section(run, out, reporter)
             _complexity_section(run, out)
             _training_section(run, out)
@@ -322,6 +325,31 @@ def _area_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
             label = label_with_unit(metric_info(metric))
             caption = f"{label} against hole area (pooled test sets; bars: {LEVEL:.0%} intervals)"
             out.figure(f"area_{_slug(metric)}", caption)
+
+
+def _time_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
+    """Score against training time: one figure per training source, the points in
+    tables/score_time.csv (harness/report/time_scores.py)."""
+    out.doc.heading(2, "Score against training time", "training-time")
+    points = time_points(run)
+    if points.empty:
+        out.doc.paragraph(
+            "No snapshots in this run: a profile's `snapshots:` asks for them, from images whose "
+            "manifest claims `snapshots` (docs/running.md)."
+        )
+        return
+    render.write_csv(points, out.folder / "tables" / "score_time.csv")
+    shown = [m for m in metrics if m not in ALWAYS] or metrics
+    for source in run.sources:
+        name = f"time_{_slug(source)}"
+        if time_plot(points, source, shown, out.folder / "figures" / f"{name}.png"):
+            out.figure(
+                name,
+                f"Models trained on {source}: mean composite score per test set against training "
+                "seconds, at each snapshot and the final checkpoint (square); with several "
+                "seeds, the mean over seeds and a bar from the lowest to the highest seed's mean. "
+                "Every metric's points: tables/score_time.csv.",
+            )
 
 
 def _qualitative_section(run: RunData, out: _Writer, reporter: Reporter) -> None:

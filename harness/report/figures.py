@@ -84,7 +84,8 @@ def curves_plot(curves: pd.DataFrame, source: str, path: Path) -> bool:
 
 def curves_figure(curves: pd.DataFrame, source: str) -> Figure | None:
     """Draw training losses against step for one source: one panel per model, one line per loss
-    (log scale when every value is positive); None if no model logged a loss."""
+    and training seed (log scale when every value is positive); None if no model logged a
+    loss."""
     rows = curves[curves["source"] == source]
     if rows.empty:
         return None
@@ -93,9 +94,15 @@ def curves_figure(curves: pd.DataFrame, source: str) -> Figure | None:
     axes = figure.subplots(1, len(models), squeeze=False)[0]
     for ax, model in zip(axes, models, strict=True):
         mine = rows[rows["model"] == model]
+        seeds = list(dict.fromkeys(mine["seed"])) if "seed" in mine else [None]
         for loss in dict.fromkeys(mine["loss"]):
-            line = mine[mine["loss"] == loss].sort_values("step")
-            ax.plot(line["step"], line["value"], label=loss, linewidth=1.2)
+            for seed in seeds:
+                line = mine[mine["loss"] == loss]
+                if seed is not None:
+                    line = line[line["seed"] == seed]
+                label = loss if len(seeds) == 1 else f"{loss}, seed {seed}"
+                line = line.sort_values("step")
+                ax.plot(line["step"], line["value"], label=label, linewidth=1.2)
         if (mine["value"] > 0).all():
             ax.set_yscale("log")
         failed = (mine["status"] == "failed").any()
@@ -108,3 +115,52 @@ def curves_figure(curves: pd.DataFrame, source: str) -> Figure | None:
     # the "loss" label off the fixed left margin: fit the margins to the drawn labels here.
     figure.tight_layout(pad=0.4)
     return figure
+
+
+def time_plot(points: pd.DataFrame, source: str, metrics: list[str], path: Path) -> bool:
+    """Plot each metric against training seconds for the models trained on `source`: one row of
+    panels per metric, one column per test set, one line per model through its snapshots and
+    final checkpoint (square marker); bars: the seeds' lowest to highest mean where there are
+    several. False if there is nothing to plot."""
+    rows = points[(points["source"] == source) & points["metric"].isin(metrics)]
+    rows = rows[rows["training_s"].notna()]
+    if rows.empty:
+        return False
+    metrics = [m for m in metrics if (rows["metric"] == m).any()]
+    test_sets = list(dict.fromkeys(rows["test_set"]))
+    models = list(dict.fromkeys(rows["model"]))
+    width = 3.6 * len(test_sets)
+    figure = Figure(figsize=(width, 2.8 * len(metrics) + 0.4), dpi=DPI)
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(len(metrics), len(test_sets), squeeze=False)
+    arrow = {True: " ↑", False: " ↓", None: ""}
+    for r, metric in enumerate(metrics):
+        info = metric_info(metric)
+        for c, test_set in enumerate(test_sets):
+            ax = grid[r][c]
+            for index, model in enumerate(models):
+                line = rows[
+                    (rows["metric"] == metric)
+                    & (rows["test_set"] == test_set)
+                    & (rows["model"] == model)
+                ].sort_values("training_s")
+                if line.empty:
+                    continue
+                color = f"C{index}"
+                ax.plot(line["training_s"], line["mean"], marker="o", color=color, label=model)
+                final = line[line["checkpoint"] == "final"]
+                ax.plot(final["training_s"], final["mean"], "s", color=color, markersize=8)
+                spread = line[line["seeds"] > 1]
+                if not spread.empty:
+                    ax.vlines(
+                        spread["training_s"], spread["seed_min"], spread["seed_max"], color=color
+                    )
+            ax.set_title(f"{test_set}", fontsize=9)
+            ax.set_xlabel("training seconds", fontsize=8)
+            ax.set_ylabel(label_with_unit(info) + arrow[info.higher_is_better], fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    figure.suptitle(f"Score against training time, trained on {source}", fontsize=10)
+    figure.tight_layout(pad=0.4)
+    _save(figure, path)
+    return True

@@ -64,7 +64,8 @@ def _integers(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def training_table(run: RunData) -> pd.DataFrame:
-    """Tabulate every (source, model) training job, failed ones included, with its stop reason."""
+    """Tabulate every (source, model, seed) training job, failed ones included, with its stop
+    reason."""
     out = []
     for step in run.of_kind("train"):
         where = run.where(step)
@@ -73,6 +74,7 @@ def training_table(run: RunData) -> pd.DataFrame:
             {
                 "source": where.source,
                 "model": where.model,
+                "seed": run.seed if where.seed is None else where.seed,
                 "status": step.status,
                 "stop_reason": result.get("reason") or step.reason,
                 "budget_s": result.get("budget_s"),
@@ -85,8 +87,8 @@ def training_table(run: RunData) -> pd.DataFrame:
                 "folder_hash": folder_hash(result),
             }
         )
-    columns = ["source", "model", "status", "stop_reason", "budget_s", "steps", "images_seen"]
-    times = ["setup_s", "train_s", "wall_s"]
+    columns = ["source", "model", "seed", "status", "stop_reason", "budget_s", "steps"]
+    times = ["images_seen", "setup_s", "train_s", "wall_s"]
     table = pd.DataFrame(out, columns=[*columns, *times, "docker_image", "folder_hash"])
     return _integers(table, ["steps", "images_seen"])
 
@@ -186,22 +188,23 @@ def jobs_table(run: RunData) -> pd.DataFrame:
 
 
 def curves_table(run: RunData) -> pd.DataFrame:
-    """Collect the training losses from the train steps' progress events: source, model, the job's
-    status, step, loss, value (every attempt of a resumed job; a later attempt wins where steps
-    repeat)."""
+    """Collect the training losses from the train steps' progress events: source, model, seed,
+    the job's status, step, loss, value (every attempt of a resumed job; a later attempt wins
+    where steps repeat)."""
     out = []
     for step in run.of_kind("train"):
         where = run.where(step)
+        seed = run.seed if where.seed is None else where.seed
         for event in run.progress.get(step.key, []):
             for loss, value in (event.get("losses") or {}).items():
                 if value is not None:
                     step_no = int(event["step"])
-                    out.append((where.source, where.model, step.status, step_no, loss, value))
-    columns = ["source", "model", "status", "step", "loss", "value"]
+                    row = (where.source, where.model, seed, step.status, step_no, loss, value)
+                    out.append(row)
+    columns = ["source", "model", "seed", "status", "step", "loss", "value"]
     table = pd.DataFrame(out, columns=columns)
-    return table.drop_duplicates(["source", "model", "step", "loss"], keep="last").reset_index(
-        drop=True
-    )
+    cell = ["source", "model", "seed", "step", "loss"]
+    return table.drop_duplicates(cell, keep="last").reset_index(drop=True)
 
 
 def run_table(run: RunData) -> pd.DataFrame:
@@ -216,6 +219,8 @@ def run_table(run: RunData) -> pd.DataFrame:
         ("device", info.get("device")),
         ("gpu", info.get("gpu")),
         ("seed", info.get("seed")),
+        ("training seeds", ", ".join(map(str, info.get("seeds") or [run.seed]))),
+        ("snapshots (training s)", ", ".join(f"{s:g}" for s in info.get("snapshots_s") or [])),
         ("image size", info.get("image_size")),
         ("data root", info.get("data_root")),
         ("data identity", info.get("data_identity")),

@@ -38,11 +38,15 @@ RUN_COLUMNS = ["seed", "snapshot_s"]
 
 @dataclass(frozen=True)
 class Where:
-    """Which model, training source and test set a step belongs to ("" where not applicable)."""
+    """Which model, training source and test set a step belongs to ("" where not applicable);
+    also its training seed and snapshot (None: not known, or the final checkpoint), which
+    equality ignores: a Where names a table cell, and every seed and snapshot is in it."""
 
     model: str
     source: str = ""
     test_set: str = ""
+    seed: int | None = field(default=None, compare=False)
+    snapshot_s: float | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -69,12 +73,22 @@ class RunData:
         """Find the model, source and test set of a step, following its spec's links."""
         spec = step.spec
         model = str(spec.get("model", step.label))
+        job = spec.get("job")
+        job = job if isinstance(job, dict) else {}
         if step.kind == "train":
-            return Where(model, str(spec.get("source", "")))
+            seed = job.get("seed")
+            return Where(model, str(spec.get("source", "")), seed=_int_or_none(seed))
         if step.kind == "predict":
             train = self._by_key.get(str(spec.get("train", "")))
-            source = self.where(train).source if train else ""
-            return Where(model, source, str(spec.get("set", "")))
+            trained = self.where(train) if train else Where(model)
+            snapshot = job.get("snapshot_s")
+            return Where(
+                model,
+                trained.source,
+                str(spec.get("set", "")),
+                trained.seed,
+                float(snapshot) if isinstance(snapshot, int | float) else None,
+            )
         if step.kind == "score":
             predict = self._by_key.get(str(spec.get("predict", "")))
             return self.where(predict) if predict else Where(model)
@@ -84,9 +98,13 @@ class RunData:
         return [s for s in self.steps if s.kind == kind]
 
     def step_for(self, kind: str, where: Where) -> Step | None:
-        """Find the latest step of `kind` for exactly this model/source/test set."""
-        found = [s for s in self.of_kind(kind) if self.where(s) == where]
-        return found[-1] if found else None
+        """Find the latest step of `kind` for exactly this model/source/test set, preferring the
+        run's own seed at the final checkpoint where there are several seeds or snapshots."""
+        found = [(s, self.where(s)) for s in self.of_kind(kind)]
+        found = [(s, w) for s, w in found if w == where]
+        plain = [s for s, w in found if w.snapshot_s is None and w.seed in (None, self.seed)]
+        steps = plain or [s for s, _ in found]
+        return steps[-1] if steps else None
 
     def score_metadata(self, where: Where) -> dict[str, Any]:
         """Return the metrics image's sidecar for one model/source/test set ({} if none)."""
@@ -133,6 +151,10 @@ class RunData:
         bases = [Path.cwd(), REPO, self.run_dir.parent, self.run_dir.parent.parent]
         candidates = [path] if path.is_absolute() else [base / path for base in bases]
         return next((c for c in candidates if c.is_dir()), None)
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -202,11 +224,11 @@ def load_run(run_dir: Path, images_root: Path | None = None) -> RunData:
         }
     finally:
         ledger.close()
-    scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
-    if "seed" not in scores:  # a run that trained once per model: the run's seed, final checkpoint
-        scores["seed"] = int(info.get("seed") or 0)
-    if "snapshot_s" not in scores:
-        scores["snapshot_s"] = float("nan")
+    scores = pd.DataFrame(rows, columns=SCORE_COLUMNS + RUN_COLUMNS)
+    # Rows scored before the ledger kept seeds (0003_score_runs): the run's seed, final checkpoint.
+    seeds = pd.to_numeric(scores["seed"], errors="coerce")
+    scores["seed"] = seeds.fillna(int(info.get("seed") or 0)).astype(int)
+    scores["snapshot_s"] = pd.to_numeric(scores["snapshot_s"], errors="coerce").astype(float)
     scores["value"] = pd.to_numeric(scores["value"], errors="coerce").astype(float)
     scores["hole_fraction"] = pd.to_numeric(scores["hole_fraction"], errors="coerce")
     return RunData(
