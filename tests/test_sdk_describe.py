@@ -33,12 +33,14 @@ class TwoConvs(inpaint_loop.TorchModel):
     """3 → WIDTH → 3 channels, 3×3 convolutions without bias, a ReLU between."""
 
     Config = ConvConfig
+
     def __init__(self) -> None:
         self.built_at: list[int] = []
         self.manifest = {"name": "twoconvs"}  # no manifest.json beside this test
 
     def generator(self, cfg, saved, ctx):
         self.built_at.append(cfg.image_size)
+        ctx.warn("random init")  # as MADF's loss network does, at every build
         torch.manual_seed(0)
         return torch.nn.Sequential(
             torch.nn.Conv2d(3, WIDTH, 3, padding=1, bias=False),
@@ -80,6 +82,10 @@ def run_describe(tmp_path: Path, model: TwoConvs, **fields) -> dict:
     (tmp_path / "outputs").mkdir(exist_ok=True)
     stream = io.StringIO()
     inpaint_loop.describe(model, job, inpaint_sdk.Events(stream), inpaint_sdk.StopFlag())
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    warned = [e["message"] for e in events if e["event"] == "warning"]
+    assert warned == ["random init"]  # once, however many sizes were built
+    assert [e["event"] for e in events][0 :: len(events) - 1] == ["run_start", "run_stop"]
     described = json.loads((tmp_path / "outputs" / "describe.json").read_text())
     inpaint_sdk.validate_against("describe", described)
     return described

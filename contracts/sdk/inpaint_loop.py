@@ -80,8 +80,12 @@ class Context:
         self.events = events
         self.notes: dict[str, Any] = {}
         self.pending: list[str] | None = []  # warnings wait for run_start, the first event
+        self.said: set[str] = set()
 
     def warn(self, message: str) -> None:
+        if message in self.said:
+            return  # describe builds a generator per size: say each thing once
+        self.said.add(message)
         if self.pending is None:
             self.events.emit("warning", message=message)
         else:
@@ -91,7 +95,7 @@ class Context:
         """run_start is out: emit the warnings held back until now."""
         pending, self.pending = self.pending or [], None
         for message in pending:
-            self.warn(message)
+            self.events.emit("warning", message=message)
 
     def note(self, name: str, value: Any) -> Any:
         self.notes[name] = value
