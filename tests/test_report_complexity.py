@@ -27,7 +27,7 @@ from reportfixture import (
 
 from harness.contract import validate_describe
 from harness.ledger import Ledger, content_key
-from harness.report import build_report, render
+from harness.report import build_report, complexity, render
 
 MIB = 2**20
 
@@ -242,3 +242,12 @@ def test_headers_are_written_out_in_every_format(new_run: Path) -> None:
     html = (new_run / "report.html").read_text()
     assert "<th>GFLOPs, 256 px (reference)</th>" in html
     assert render.plain_header("GFLOPs, 128 px (run)") == "GFLOPs, 128 px (run)"
+
+
+def test_a_run_at_256_px_has_one_column_that_is_both() -> None:
+    assert complexity.size_role(256, 256) == "run = reference"
+    assert complexity.size_role(128, 256) is None  # measured, but neither the run's nor 256
+    table = pd.DataFrame({"image_size": pd.array([256, None], dtype="Int64")})
+    assert complexity.view_sizes(table, 256) == [256]
+    assert complexity.view_sizes(table, 128) == [128, 256]
+    assert complexity.view_sizes(table, None) == [256]
