@@ -408,8 +408,9 @@ def _worst_note(worst: pd.DataFrame) -> str:
     return f"{usual}, except {exceptions}."
 
 
-# The complexity table has 15 columns: too wide for the HTML page and a LaTeX column, so it is
-# shown as two (the CSV keeps them all in one); "model" repeats in each to join them by eye.
+# The complexity table has 17 columns and a row per model and size: too wide for the HTML page
+# and a LaTeX column, so it is shown as three with one column per size (the CSV keeps them all in
+# one); "model" repeats in each to join them by eye.
 def _complexity_section(run: RunData, out: _Writer) -> None:
     out.doc.heading(2, "Model complexity", "complexity")
     table = complexity_table(run)
@@ -422,7 +423,7 @@ def _complexity_section(run: RunData, out: _Writer) -> None:
     )
     runtime = ["model", "image_size", "size_role", "device", "latency_ms_median", "latency_runs"]
     runtime += ["peak_memory_mib", "memory_missing", "reason"]
-    counting = ["model", "image_size", "counter", "flops_missing", "uncounted_ops"]
+    counting = ["model", "image_size", "counter", "latency_runs", "flops_missing", "uncounted_ops"]
     out.plain(
         "complexity",
         table,
