@@ -22,6 +22,37 @@ def describe_problems(doc: dict[str, Any], job: dict[str, Any], name: str) -> li
         for field_name in ("latency_ms", "peak_memory_bytes"):
             if doc[field_name] is not None:
                 problems.append(f"{field_name} must be null unless the job sets measure_latency")
+    return problems + _size_problems(doc, job)
+
+
+def _size_problems(doc: dict[str, Any], job: dict[str, Any]) -> list[str]:
+    """per_size against the job's sizes and the top-level fields; peak memory only on CUDA."""
+    problems = []
+    per_size = doc.get("per_size", [])
+    cpu = doc["device"] == "cpu"
+    if cpu and doc["peak_memory_bytes"] is not None:
+        problems.append("peak_memory_bytes must be null on cpu (it is the CUDA peak)")
+    if cpu and any(entry["peak_memory_bytes"] is not None for entry in per_size):
+        problems.append("per_size[].peak_memory_bytes must be null on cpu (it is the CUDA peak)")
+    asked = [
+        job["image_size"],
+        *(s for s in job.get("reference_sizes", []) if s != job["image_size"]),
+    ]
+    if job.get("reference_sizes") and [e["image_size"] for e in per_size] != asked:
+        found = [e["image_size"] for e in per_size]
+        problems.append(f"per_size measures sizes {found}; the job asks for {asked}, in that order")
+    if per_size:
+        first, flops = per_size[0], doc["flops"]
+        top = {
+            "image_size": flops["image_size"],
+            "forward_flops": flops["forward_flops"],
+            "uncounted_ops": flops.get("uncounted_ops", []),
+            "latency_ms": doc["latency_ms"],
+            "peak_memory_bytes": doc["peak_memory_bytes"],
+        }
+        differ = [k for k, v in top.items() if first[k] != v]
+        if differ:
+            problems.append(f"per_size[0] differs from the top-level fields in {differ}")
     return problems
 
 

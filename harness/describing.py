@@ -1,5 +1,6 @@
-"""The describe step: each model's parameters, FLOPs of one forward at 256², uncounted
-operations, latency and peak memory, for the report's complexity table."""
+"""The describe step: each model's parameters, and at the run's image size and at 256² (the
+reference, jobs.REFERENCE_SIZE) its FLOPs of one forward, uncounted operations, latency and
+peak CUDA memory, for the report's complexity table."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def describe(
     model: ModelEntry,
     folder: ImageFolder,
 ) -> None:
-    """Record what the model's `describe` says: parameters, FLOPs at 256², latency, memory."""
+    """Record what the model's `describe` says: parameters, and per size FLOPs, latency and
+    peak CUDA memory."""
     if "describe" not in folder.manifest["commands"]:
         return
     doc = describe_job("", pipeline.profile, model, pipeline.device, folder.manifest)

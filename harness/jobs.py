@@ -97,23 +97,41 @@ def predict_job(
     return doc
 
 
+# The reference size of the complexity table: 256², the seed profile's size (benchmark.yaml) and
+# the paper's, so that a run at another size (the sample profile's 128) still has a column that
+# compares across runs.
+REFERENCE_SIZE = 256
+
+
 def describe_job(
     job_id: str,
     profile: Profile,
     model: ModelEntry,
     device: str,
     manifest: dict[str, Any],
-    size: int = 256,
+    reference_sizes: tuple[int, ...] = (REFERENCE_SIZE,),
 ) -> dict[str, Any]:
+    """The describe job: one image per forward at the run's image_size, then at each reference
+    size that differs from it and that the model's manifest allows (a model capped below 256
+    has no reference column), each size once."""
     common = _common("describe", job_id, profile, model, device, manifest)
-    return {
+    doc = {
         **common,
-        "image_size": size,
         "batch_size": 1,
         "measure_latency": True,
         # A CPU forward of the big models at 256² takes seconds: fewer timed runs there.
         "latency_runs": 10 if device == "cuda" else 3,
     }
+    sizes: list[int] = []
+    for size in reference_sizes:
+        if size == profile.image_size or size in sizes:
+            continue
+        try:
+            check_job_fits_manifest({**doc, "image_size": size}, manifest, model.name)
+        except ContractViolation:
+            continue
+        sizes.append(size)
+    return {**doc, "reference_sizes": sizes}
 
 
 def write_job(path: Path, doc: dict[str, Any]) -> Path:

@@ -21,7 +21,6 @@ from reportfixture import (
     ALPHA_IMAGE,
     DESCRIBE_FAILURE,
     FAILED,
-    FLOPS,
     IDENTICAL_CELL,
     IDENTICAL_COUNT,
     METRICS_IMAGE,
@@ -459,24 +458,6 @@ def test_failed_and_skipped_jobs_are_shown_not_dropped(built: BuiltReport) -> No
     assert models.loc[FAILED, "status"].startswith("failed")
 
 
-def test_complexity_table_from_describe_results(built: BuiltReport) -> None:
-    table = pd.read_csv(built.report / "tables" / "complexity.csv").set_index("model")
-    for model in MODELS:
-        assert table.loc[model, "gflops"] == pytest.approx(FLOPS[model] / 1e9)
-        assert table.loc[model, "gmacs"] == pytest.approx(FLOPS[model] / 2e9)
-    assert table.loc["alpha", "params_discriminator"] == 2_765_569
-    assert math.isnan(table.loc["beta", "params_discriminator"])
-    assert table.loc["gamma", "uncounted_ops"] == "aten._fft_r2c"
-    assert math.isnan(table.loc["gamma", "latency_ms_median"])
-    assert table.loc["alpha", "peak_memory_mib"] == 512
-    assert table.loc[FAILED, "status"] == "failed"
-    assert table.loc[FAILED, "reason"] == DESCRIBE_FAILURE
-    assert table.loc[SKIPPED, "status"] == "not run"
-    md = (built.report / "report.md").read_text()
-    assert "| GFLOPs | GMACs |" in md and "1 MAC = 2 FLOPs" in md
-    assert "| alpha | done | 5,000,000 | 2,765,569 | 12.60 | 6.30 |" in md
-
-
 def test_training_table_curves_and_run_metadata(built: BuiltReport) -> None:
     training = pd.read_csv(built.report / "tables" / "training.csv")
     alpha = training[(training.model == "alpha") & (training.source == "place2")].iloc[0]
@@ -671,21 +652,6 @@ def test_training_curve_axis_labels_are_not_clipped() -> None:
                 box = label.get_window_extent(renderer)
                 assert box.x0 >= 0 and box.y0 >= 0, (models, label.get_text(), box)
                 assert box.x1 <= width and box.y1 <= height, (models, label.get_text(), box)
-
-
-def test_complexity_is_shown_as_two_tables_that_fit_a_column(built: BuiltReport) -> None:
-    full = pd.read_csv(built.report / "tables" / "complexity.csv")
-    md = (built.report / "report.md").read_text()
-    shown: list[str] = []
-    for name, opening in (("complexity", "*Size, from"), ("complexity_runtime", "*Speed and")):
-        _caption, header, rows = next(t for t in markdown_tables(md) if t[0].startswith(opening))
-        assert len(header) <= 8, (name, header)
-        assert len(rows) == len(full)
-        tex = (built.report / "tables" / f"{name}.tex").read_text()
-        assert re.search(r"\\begin\{tabular\}\{l{1,8}\}", tex), name
-        shown += header
-    expected = {render.plain_header(c) for c in full.columns}
-    assert set(shown) == expected  # every CSV column is shown in one of the two
 
 
 def test_area_bins_count_identical_images_too(built: BuiltReport) -> None:

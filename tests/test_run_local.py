@@ -44,6 +44,9 @@ def test_reference_models_train_and_predict_then_rerun_skips_everything(tmp_path
         assert steps[f"predict {model} (scenes) on faces_test"].result["composites"] is True
     describe = steps["describe gatedconv"].result["describe"]
     assert describe["parameters"]["generator"] > 0 and describe["flops"]["forward_flops"] > 0
+    # measured at the run's 32 px and at the 256 px reference; no peak memory on the CPU
+    assert [e["image_size"] for e in describe["per_size"]] == [32, 256]
+    assert [e["peak_memory_bytes"] for e in describe["per_size"]] == [None, None]
 
     # The masked inputs hold no ground truth in the holes.
     gt = np.asarray(Image.open(profile.data_root / "test" / "faces_test" / "000000.png"))

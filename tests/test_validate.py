@@ -157,7 +157,12 @@ DESCRIBED = {
 def test_describe_problems_follow_the_contract_words() -> None:
     job = {"command": "describe", "image_size": 64, "measure_latency": False}
     assert describe_problems(DESCRIBED, job, "m") == []
-    measured = {**DESCRIBED, "latency_ms": {"median": 1.0, "runs": 20}, "peak_memory_bytes": 5}
+    measured = {
+        **DESCRIBED,
+        "device": "cuda",
+        "latency_ms": {"median": 1.0, "runs": 20},
+        "peak_memory_bytes": 5,
+    }
     assert describe_problems(measured, {**job, "measure_latency": True}, "m") == []
     assert describe_problems({**measured, "model": "x"}, {**job, "image_size": 32}, "m") == [
         "model is 'x'; the contract says the manifest name 'm'",
@@ -165,6 +170,43 @@ def test_describe_problems_follow_the_contract_words() -> None:
         "latency_ms must be null unless the job sets measure_latency",
         "peak_memory_bytes must be null unless the job sets measure_latency",
     ]
+
+
+def per_size(size: int, flops: int, peak: int | None = None) -> dict:
+    latency = {"median": 1.0, "runs": 20}
+    return {
+        "image_size": size,
+        "forward_flops": flops,
+        "uncounted_ops": [],
+        "latency_ms": latency,
+        "peak_memory_bytes": peak,
+    }
+
+
+def test_describe_problems_check_per_size_and_cpu_memory() -> None:
+    job = {
+        "command": "describe",
+        "image_size": 64,
+        "measure_latency": True,
+        "reference_sizes": [256],
+    }
+    top = {**DESCRIBED, "latency_ms": {"median": 1.0, "runs": 20}}
+    good = {**top, "per_size": [per_size(64, 2), per_size(256, 32)]}
+    assert describe_problems(good, job, "m") == []
+    assert describe_problems({**good, "per_size": [per_size(64, 2)]}, job, "m") == [
+        "per_size measures sizes [64]; the job asks for [64, 256], in that order"
+    ]
+    swapped = {**good, "per_size": [per_size(64, 3), per_size(256, 32)]}
+    assert describe_problems(swapped, job, "m") == [
+        "per_size[0] differs from the top-level fields in ['forward_flops']"
+    ]
+    rss = {**top, "peak_memory_bytes": 5, "per_size": [per_size(64, 2, 5), per_size(256, 32)]}
+    assert describe_problems(rss, job, "m") == [
+        "peak_memory_bytes must be null on cpu (it is the CUDA peak)",
+        "per_size[].peak_memory_bytes must be null on cpu (it is the CUDA peak)",
+    ]
+    # an old document (no per_size) for an old job (no reference_sizes) breaks nothing new
+    assert describe_problems(top, {**job, "reference_sizes": []}, "m") == []
 
 
 def start(**fields: object) -> dict:

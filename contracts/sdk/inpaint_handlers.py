@@ -62,10 +62,63 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
     raise BadData("manifest.json: not found next to the adapter, in the working dir or /inpaint")
 
 
-def write_describe(job: Job, events: Events, manifest: Mapping[str, Any], **report: Any) -> None:
+def describe_sizes(job: Job | Mapping[str, Any]) -> list[int]:
+    """The sizes a describe job asks to measure: its image_size, then each reference size
+    (a repeat of image_size is measured once)."""
+    sizes = [int(job["image_size"])]
+    for size in job.get("reference_sizes", []):
+        if int(size) not in sizes:
+            sizes.append(int(size))
+    return sizes
+
+
+def size_report(
+    size: int,
+    forward_flops: int,
+    uncounted_ops: list[str],
+    latency_ms: Mapping[str, Any] | None,
+    peak_memory_bytes: int | None,
+) -> dict[str, Any]:
+    """One entry of describe.json's `per_size`."""
+    return {
+        "image_size": size,
+        "forward_flops": forward_flops,
+        "uncounted_ops": list(uncounted_ops),
+        "latency_ms": None if latency_ms is None else dict(latency_ms),
+        "peak_memory_bytes": peak_memory_bytes,
+    }
+
+
+def write_describe(
+    job: Job,
+    events: Events,
+    manifest: Mapping[str, Any],
+    *,
+    parameters: Mapping[str, Any],
+    counter: str,
+    per_size: list[dict[str, Any]],
+    device: str,
+) -> None:
     """Write outputs/describe.json (its `model` is the manifest's name, as the contract says)
-    and emit the closing `run_stop`."""
-    doc = {"contract_version": CONTRACT_VERSION, "model": manifest["name"], **report}
+    and emit the closing `run_stop`. `per_size` is one `size_report` per `describe_sizes(job)`;
+    the first, at the job's image_size, is also written to the top-level fields that documents
+    have carried since before `per_size`."""
+    first = per_size[0]
+    doc = {
+        "contract_version": CONTRACT_VERSION,
+        "model": manifest["name"],
+        "parameters": dict(parameters),
+        "flops": {
+            "image_size": first["image_size"],
+            "forward_flops": first["forward_flops"],
+            "counter": counter,
+            "uncounted_ops": first["uncounted_ops"],
+        },
+        "latency_ms": first["latency_ms"],
+        "peak_memory_bytes": first["peak_memory_bytes"],
+        "per_size": per_size,
+        "device": device,
+    }
     with atomic_target(job.outputs / "describe.json") as tmp:
         tmp.write_text(json.dumps(doc, indent=1, allow_nan=False))
     stop_run(events, "done")

@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from inpaint_handlers import JobConfig, read_manifest, write_describe
+from inpaint_handlers import (
+    JobConfig,
+    describe_sizes,
+    read_manifest,
+    size_report,
+    write_describe,
+)
 from inpaint_sdk import (
     BadData,
     Budget,
@@ -54,8 +60,7 @@ from inpaint_torch import (
     check_same,
     count_flops,
     load_checkpoint,
-    measure_latency,
-    peak_memory_bytes,
+    measure_forward,
     pick_device,
     restore_rng,
     rng_state,
@@ -82,8 +87,12 @@ class Context:
         self.events = events
         self.notes: dict[str, Any] = {}
         self.pending: list[str] | None = []  # warnings wait for run_start, the first event
+        self.said: set[str] = set()
 
     def warn(self, message: str) -> None:
+        if message in self.said:
+            return  # describe builds a generator per size: say each thing once
+        self.said.add(message)
         if self.pending is None:
             self.events.emit("warning", message=message)
         else:
@@ -93,7 +102,7 @@ class Context:
         """run_start is out: emit the warnings held back until now."""
         pending, self.pending = self.pending or [], None
         for message in pending:
-            self.warn(message)
+            self.events.emit("warning", message=message)
 
     def note(self, name: str, value: Any) -> Any:
         self.notes[name] = value
@@ -344,8 +353,10 @@ def predict(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None
 
 
 def describe(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
-    """Parameters, the FLOPs of one forward of one image at image_size, and (if the job asks)
-    the median latency of `batch_size` images and the peak memory, for a hole in the middle."""
+    """Parameters (at image_size), and at each of `describe_sizes(job)` the FLOPs of one forward
+    of one image and (if the job asks) the median latency of `batch_size` images and the peak
+    CUDA memory, for a hole in the middle. A fresh generator is built per size, since a model's
+    network may depend on it (TFill's working size)."""
     cfg = model.Config.from_job(job)
     device = model.device = pick_device(job["device"])
     set_threads()
@@ -353,33 +364,38 @@ def describe(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> Non
     network = model.generator(cfg, None, ctx)
     start_run(events, job, device.type, {**cfg.resolved(), **ctx.notes})
     ctx.started()
-    size, batch = cfg.image_size, int(job["batch_size"])
+    parameters = model.parameters(cfg, network)
+    per_size = []
+    for size in describe_sizes(job):
+        if size != cfg.image_size:
+            network = None  # free the last size's network before building the next
+            resized = model.Config.from_job({**job.doc, "image_size": size})
+            network = model.generator(resized, None, ctx)
+        per_size.append(_measure(model, network, job, size, device))
+    write_describe(
+        job,
+        events,
+        model.manifest,
+        parameters=parameters,
+        counter=FLOP_COUNTER,
+        per_size=per_size,
+        device=device.type,
+    )
+
+
+def _measure(
+    model: TorchModel, network: Any, job: Job, size: int, device: torch.device
+) -> dict[str, Any]:
+    batch = int(job["batch_size"])
     hole = np.zeros((batch, size, size), dtype=bool)
     hole[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = True
     rgb = np.zeros((batch, size, size, 3), dtype=np.uint8)
     flops, uncounted = count_flops(model.forward(network, rgb[:1], hole[:1]))
     latency = peak = None
     if job.get("measure_latency", False):
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
         runs = int(job.get("latency_runs", 20))
-        latency = measure_latency(model.forward(network, rgb, hole), device, runs)
-        peak = peak_memory_bytes(device)
-    write_describe(
-        job,
-        events,
-        model.manifest,
-        parameters=model.parameters(cfg, network),
-        flops={
-            "image_size": size,
-            "forward_flops": flops,
-            "counter": FLOP_COUNTER,
-            "uncounted_ops": uncounted,
-        },
-        latency_ms=latency,
-        peak_memory_bytes=peak,
-        device=device.type,
-    )
+        latency, peak = measure_forward(model.forward(network, rgb, hole), device, runs)
+    return size_report(size, flops, uncounted, latency, peak)
 
 
 # --- main ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Torch helpers shared by adapters: device, seeding, checkpoints, FLOPs, latency, batches.
+"""Torch helpers shared by adapters: device, seeding, checkpoints, FLOPs, latency and memory.
 
 Kept apart from inpaint_sdk so that non-torch images (the classical baseline) need no torch.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -165,28 +164,35 @@ class _OpRecorder(torch.utils._python_dispatch.TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def measure_latency(forward: Callable[[], Any], device: torch.device, runs: int) -> dict[str, Any]:
-    """Median wall time of `runs` calls after two warm-ups, synchronising CUDA around each."""
+def measure_forward(
+    forward: Callable[[], Any], device: torch.device, runs: int
+) -> tuple[dict[str, Any], int | None]:
+    """Median wall time of `runs` calls after two warm-ups, synchronising CUDA around each, and
+    the peak CUDA memory allocated during the timed calls (None on the CPU).
+
+    The CUDA peak counter is reset after the warm-ups, so every model's peak is of the same
+    thing: weights, inputs and activations of one timed forward, not whatever ran before. The
+    CPU has no such counter: ru_maxrss is the process's lifetime peak and cannot be reset, so
+    it would count imports and the FLOP count as well; the CPU reports none.
+    """
+    cuda = device.type == "cuda"
     with torch.no_grad():
         for _ in range(2):
             forward()
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
         times = []
         for _ in range(runs):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize(device)
             start = time.perf_counter()
             forward()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize(device)
             times.append((time.perf_counter() - start) * 1000.0)
-    return {"median": statistics.median(times), "runs": runs}
-
-
-def peak_memory_bytes(device: torch.device) -> int:
-    """Peak CUDA memory allocated, or the process's peak resident set size on the CPU."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    peak = int(torch.cuda.max_memory_allocated(device)) if cuda else None
+    return {"median": statistics.median(times), "runs": runs}, peak
 
 
 def set_threads() -> None:

@@ -33,6 +33,13 @@ from harness.report.captions import (
     set_level_note,
     several_seeds,
 )
+from harness.report.complexity import (
+    REFERENCE_SIZE,
+    complexity_table,
+    counting_view,
+    runtime_view,
+    size_view,
+)
 from harness.report.figures import area_plot, curves_plot, time_plot
 from harness.report.grids import Pictures, choose_samples, sample_grid, worst_grid
 from harness.report.page import Document
@@ -45,7 +52,6 @@ from harness.report.registry import (
 )
 from harness.report.render import Layout
 from harness.report.run_tables import (
-    complexity_table,
     curves_table,
     jobs_table,
     models_table,
@@ -421,56 +427,49 @@ def _worst_note(worst: pd.DataFrame) -> str:
     return f"{usual}, except {exceptions}."
 
 
-# The complexity table has 15 columns: too wide for the HTML page and a LaTeX column, so it is
-# shown as two (the CSV keeps them all in one); "model" repeats in each to join them by eye.
-COMPLEXITY_SIZE = [
-    "model",
-    "status",
-    "params_generator",
-    "params_discriminator",
-    "gflops",
-    "gmacs",
-    "image_size",
-]
-COMPLEXITY_RUNTIME = [
-    "model",
-    "latency_ms_median",
-    "latency_runs",
-    "peak_memory_mib",
-    "device",
-    "counter",
-    "uncounted_ops",
-    "reason",
-]
-
-
+# The complexity table has 17 columns and a row per model and size: too wide for the HTML page
+# and a LaTeX column, so it is shown as three with one column per size (the CSV keeps them all in
+# one); "model" repeats in each to join them by eye.
 def _complexity_section(run: RunData, out: _Writer) -> None:
     out.doc.heading(2, "Model complexity", "complexity")
-    device = run.info.get("device", "?")
-    formats = {
-        "params_generator": "{:,}".format,
-        "params_discriminator": "{:,}".format,
-        "gflops": "{:.2f}".format,
-        "gmacs": "{:.2f}".format,
-        "latency_ms_median": "{:.1f}".format,
-        "peak_memory_mib": "{:.0f}".format,
-    }
     table = complexity_table(run)
-    size = [c for c in COMPLEXITY_SIZE if c in table]
-    caption = (
-        "Size, from each model's describe step: parameter counts; FLOPs of one generator "
-        "forward of one image at its image size, in GFLOPs and GMACs (1 MAC = 2 FLOPs; a lower "
-        "bound where ops were uncounted, see the next table); — = not measured. Both tables "
-        "are one CSV, tables/complexity.csv."
+    run_size = run.info.get("image_size")
+    measured = (
+        f"at the run's image size ({run_size} px) and at {REFERENCE_SIZE} px, the reference "
+        "that compares across runs"
+        if run_size
+        else "at the size(s) each model's describe step measured"
     )
-    out.plain("complexity", table, caption, formats, shown=table[size])
-    runtime = [c for c in COMPLEXITY_RUNTIME if c in table]
-    caption = (
-        f"Speed and memory, from the same describe step: median latency over the timed runs and "
-        f"peak memory on the run's device ({device}); the FLOP counter and the ops it did not "
-        "count; why a describe step did not finish; — = not measured."
+    runtime = ["model", "image_size", "size_role", "device", "latency_ms_median", "latency_runs"]
+    runtime += ["peak_memory_mib", "memory_missing", "reason"]
+    counting = ["model", "image_size", "counter", "latency_runs", "flops_missing", "uncounted_ops"]
+    out.plain(
+        "complexity",
+        table,
+        f"Size, from each model's describe step, {measured}: parameter counts; GFLOPs of one "
+        "generator forward of one image (GMACs, 1 MAC = 2 FLOPs, are half, in "
+        "tables/complexity.csv, which holds every column of the three tables); a lower bound "
+        "where the counter listed ops it cannot count (see the third table), and n/a where it "
+        "counted none; — = not measured.",
+        shown=size_view(table, run_size),
     )
-    out.plain("complexity_runtime", table[runtime], caption, formats)
+    out.plain(
+        "complexity_runtime",
+        table[runtime],
+        f"Speed and memory, from the same step, {measured}: median latency of one image over "
+        "the timed runs (after two warm-ups) on the device named; peak CUDA memory allocated "
+        "during the timed runs (torch.cuda.max_memory_allocated, reset after the warm-ups: "
+        "weights, input and activations); on the CPU there is no such counter, n/a (CPU); why "
+        "a describe step did not finish; — = not measured.",
+        shown=runtime_view(table, run_size),
+    )
+    out.plain(
+        "complexity_counting",
+        table[counting],
+        "How the FLOPs were counted: the counter, the timed runs behind each latency and the "
+        "ops the counter has no formula for (at any size measured).",
+        shown=counting_view(table),
+    )
 
 
 def _training_section(run: RunData, out: _Writer) -> None:

@@ -1,5 +1,6 @@
-"""Run tables as data: complexity, training, models and their upstreams, failed and skipped
-jobs, training curves and the run's metadata. Unformatted DataFrames; render.py formats them."""
+"""Run tables as data: training, models and their upstreams, failed and skipped jobs, training
+curves and the run's metadata (complexity has its own module, complexity.py). Unformatted
+DataFrames; render.py formats them."""
 
 from __future__ import annotations
 
@@ -17,43 +18,6 @@ SKIP_REASON = (
     "no step in the ledger: `inpaint-bench run` skipped this model (e.g. no upstream source "
     "for the runner) or never reached it; its run summary says which"
 )
-
-
-def complexity_table(run: RunData) -> pd.DataFrame:
-    """Tabulate, per model from its describe step, parameters, FLOPs of one forward of one image at
-    its image size (GFLOPs, and GMACs with 1 MAC = 2 FLOPs), uncounted ops, median latency and peak
-    memory on the run's device."""
-    out = []
-    for model in run.models:
-        step = next(
-            (s for s in reversed(run.of_kind("describe")) if run.where(s).model == model), None
-        )
-        row: dict[str, Any] = {"model": model, "status": step.status if step else NOT_RUN}
-        doc = (step.result or {}).get("describe", {}) if step else {}
-        params = doc.get("parameters", {})
-        flops = doc.get("flops", {})
-        latency = doc.get("latency_ms") or {}
-        memory = doc.get("peak_memory_bytes")
-        count = flops.get("forward_flops")
-        row |= {
-            "params_generator": params.get("generator"),
-            "params_discriminator": params.get("discriminator"),
-            "gflops": count / 1e9 if count is not None else None,
-            "gmacs": count / 2e9 if count is not None else None,
-            "image_size": flops.get("image_size"),
-            "uncounted_ops": ", ".join(flops.get("uncounted_ops", [])) or None,
-            "counter": flops.get("counter"),
-            "latency_ms_median": latency.get("median"),
-            "latency_runs": latency.get("runs"),
-            "peak_memory_mib": memory / 2**20 if memory is not None else None,
-            "device": doc.get("device"),
-            "reason": None if step is None or step.status == "done" else step.reason,
-        }
-        out.append(row)
-    return _integers(
-        pd.DataFrame(out),
-        ["params_generator", "params_discriminator", "image_size", "latency_runs"],
-    )
 
 
 def _integers(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

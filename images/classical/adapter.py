@@ -17,7 +17,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from inpaint_handlers import JobConfig, read_manifest, train_nothing, write_describe
+from inpaint_handlers import (
+    JobConfig,
+    describe_sizes,
+    read_manifest,
+    size_report,
+    train_nothing,
+    write_describe,
+)
 from inpaint_sdk import Events, Job, JobInvalid, StopFlag, predict_loop, run_and_exit, start_run
 
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
@@ -62,34 +69,32 @@ def predict(job: Job, events: Events, stop: StopFlag) -> None:
 
 
 def describe(job: Job, events: Events, stop: StopFlag) -> None:
+    """No network, so no FLOP count: cv2.inpaint is listed as uncounted at every size; latency
+    of `batch_size` images per timed run, as for networks; no CUDA, so no peak memory."""
     cfg = Settings.from_job(job)
     start_run(events, job, "cpu", asdict(cfg))
-    size = cfg.image_size
-    rgb = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    hole = np.zeros((size, size), bool)
-    hole[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = True
-    latency = None
-    if job.get("measure_latency", False):
-        runs, times = int(job.get("latency_runs", 20)), []
-        for _ in range(runs):
-            start = time.perf_counter()
-            for _ in range(cfg.batch_size):  # latency is of batch_size images, as for networks
-                inpaint(rgb, hole, cfg.radius, cfg.method)
-            times.append((time.perf_counter() - start) * 1000)
-        latency = {"median": statistics.median(times), "runs": runs}
+    per_size = []
+    for size in describe_sizes(job):
+        rgb = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+        hole = np.zeros((size, size), bool)
+        hole[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = True
+        latency = None
+        if job.get("measure_latency", False):
+            runs, times = int(job.get("latency_runs", 20)), []
+            for _ in range(runs):
+                start = time.perf_counter()
+                for _ in range(cfg.batch_size):
+                    inpaint(rgb, hole, cfg.radius, cfg.method)
+                times.append((time.perf_counter() - start) * 1000)
+            latency = {"median": statistics.median(times), "runs": runs}
+        per_size.append(size_report(size, 0, ["cv2.inpaint"], latency, None))
     write_describe(
         job,
         events,
         MANIFEST,
         parameters={"generator": 0, "discriminator": None, "other": {}},
-        flops={
-            "image_size": size,
-            "forward_flops": 0,
-            "counter": "none (not a network)",
-            "uncounted_ops": ["cv2.inpaint"],
-        },
-        latency_ms=latency,
-        peak_memory_bytes=None,
+        counter="none (not a network)",
+        per_size=per_size,
         device="cpu",
     )
 

@@ -299,9 +299,9 @@ def test_local_run_trains_predicts_and_composites(
     entry = ModelEntry(
         name="aotgan", image=str(REPO / "images" / "aotgan"), batch_size=1, train_budget_s=8.0
     )
-    # The pipeline describes at 256 px with 10 timed forwards, minutes on a CPU: use 64 px here.
+    # The pipeline describes at the run's size and at 256 px, minutes on a CPU: 64 px only here.
     describing = pytest.importorskip("harness.describing")
-    describe_small = functools.partial(describing.describe_job, size=SIZE)
+    describe_small = functools.partial(describing.describe_job, reference_sizes=())
     monkeypatch.setattr(describing, "describe_job", describe_small)
     # generous caps: a CPU step at 64 px takes seconds on a busy 2-core box
     profile = tiny_run_profile(tmp_path, [entry], size=SIZE, setup_cap_s=300.0, grace_s=120.0)

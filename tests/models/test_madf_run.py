@@ -34,11 +34,13 @@ class RandomVggRunner(LocalRunner):
 @pytest.mark.upstream
 def test_local_run_random_vgg_trains_predicts_and_composites(tmp_path: Path, monkeypatch) -> None:
     source = upstream_checkout("madf")
-    # The harness describes at 256 px with 10 timed forwards: minutes for MADF on a busy CPU.
+    # The harness describes at the run's size and at 256 px with timed forwards: minutes for
+    # MADF on a busy CPU. The run's 128 px only, untimed.
     describe_job = describing.describe_job
 
     def small_describe_job(*args, **kwargs):
-        return {**describe_job(*args, **kwargs), "image_size": 128, "measure_latency": False}
+        doc = describe_job(*args, **kwargs, reference_sizes=())
+        return {**doc, "image_size": 128, "measure_latency": False}
 
     monkeypatch.setattr(describing, "describe_job", small_describe_job)
     model = ModelEntry(
