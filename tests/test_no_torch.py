@@ -14,8 +14,13 @@ def test_every_harness_module_imports_with_torch_blocked() -> None:
     assert "harness.pipeline" in modules and "harness.runners.docker" in modules
     program = (
         "import sys, importlib\n"
-        "for name in ('torch', 'torchvision', 'lpips'):\n"
-        "    sys.modules[name] = None  # any import of it now raises ImportError\n"
+        # A finder that refuses them, as a host without torch would: not sys.modules[name] =
+        # None, which libraries that probe sys.modules for torch (scipy) take for a module.
+        "class Blocked:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchvision', 'lpips'):\n"
+        "            raise ImportError(f'{name} is blocked')\n"
+        "sys.meta_path.insert(0, Blocked())\n"
         f"for module in {modules!r}:\n"
         "    importlib.import_module(module)\n"
         "from harness.cli import cli\n"

@@ -12,8 +12,8 @@ model moves with its seed is the table's min–max, not part of this test.
 
 The p-values of one table (its family) are Holm-corrected (Holm 1979: step-down Bonferroni, which
 controls the family-wise error rate without assuming independence). scipy has no Holm and
-statsmodels would be a large dependency for six lines, so `holm` is written here and the tests
-check it against a hand computation (and statsmodels' multipletests where it is installed).
+statsmodels would be a large runtime dependency for six lines, so `holm` is written here and the
+tests check it against a hand computation and statsmodels' multipletests (a test dependency).
 
 Images identical to their ground truth (PSNR at its 148.13 dB cap) enter at that value: the test
 uses ranks, so the cap counts as a large difference but not an arbitrarily large one, and an image
