@@ -56,7 +56,7 @@ def _check_batch(name: str, array: np.ndarray) -> None:
         raise ValueError(f"{name}: expected uint8 N×H×W×3, got {array.dtype} {tuple(array.shape)}")
 
 
-def _check_images(pred: np.ndarray, gt: np.ndarray) -> None:
+def check_images(pred: np.ndarray, gt: np.ndarray) -> None:
     _check_batch("pred", pred)
     _check_batch("gt", gt)
     if pred.shape != gt.shape:
@@ -75,7 +75,7 @@ def _squared_error_sums(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.einsum("nhwc,nhwc->n", diff, diff, dtype=np.int64)
 
 
-def _psnr_from_mse(mse: np.ndarray) -> np.ndarray:
+def psnr_from_mse(mse: np.ndarray) -> np.ndarray:
     """10·log10(255² / max(MSE, floor)); NaN stays NaN (no pixels to compare)."""
     with np.errstate(invalid="ignore"):
         floored = np.where(np.isnan(mse), np.nan, np.maximum(mse, PSNR_MSE_FLOOR))
@@ -95,9 +95,9 @@ def psnr(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     >>> psnr(np.concatenate([pred, gt]), np.concatenate([gt, gt])).round(2).tolist()
     [6.02, 148.13]
     """
-    _check_images(pred, gt)
+    check_images(pred, gt)
     count = pred.shape[1] * pred.shape[2] * pred.shape[3]
-    return _psnr_from_mse(_squared_error_sums(pred, gt) / count)
+    return psnr_from_mse(_squared_error_sums(pred, gt) / count)
 
 
 def _masked_sums(
@@ -128,7 +128,7 @@ def l1_hole(pred: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
     >>> l1_hole(pred, gt, hole).tolist()
     [30.0]
     """
-    _check_images(pred, gt)
+    check_images(pred, gt)
     return _ratio(*_masked_sums(pred, gt, _check_hole(hole, gt), 1))
 
 
@@ -143,8 +143,8 @@ def psnr_hole(pred: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
     >>> psnr_hole(pred, gt, hole).round(2).tolist()
     [28.13]
     """
-    _check_images(pred, gt)
-    return _psnr_from_mse(_ratio(*_masked_sums(pred, gt, _check_hole(hole, gt), 2)))
+    check_images(pred, gt)
+    return psnr_from_mse(_ratio(*_masked_sums(pred, gt, _check_hole(hole, gt), 2)))
 
 
 def known_pixel_deviation(raw: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -160,7 +160,7 @@ def known_pixel_deviation(raw: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> 
     >>> known_pixel_deviation(raw, gt, hole).round(4).tolist()
     [13.3333]
     """
-    _check_images(raw, gt)
+    check_images(raw, gt)
     return _ratio(*_masked_sums(raw, gt, ~_check_hole(hole, gt), 1))
 
 
@@ -171,7 +171,7 @@ def composite(raw: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
     >>> composite(raw, gt, np.array([[[True, False]]]))[0, :, :, 0].tolist()
     [[9, 0]]
     """
-    _check_images(raw, gt)
+    check_images(raw, gt)
     return np.where(_check_hole(hole, gt)[..., None], raw, gt)
 
 
@@ -222,7 +222,7 @@ def _gaussian_weights() -> np.ndarray:
     return phi / phi.sum()
 
 
-_GAUSS = _gaussian_weights()
+GAUSS_WEIGHTS = _gaussian_weights()  # also the torch path's (device_metrics.py)
 
 
 def _ssim_gauss_one(x: np.ndarray, y: np.ndarray) -> float:
@@ -232,7 +232,7 @@ def _ssim_gauss_one(x: np.ndarray, y: np.ndarray) -> float:
     xf = np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float64)
     yf = np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float64)
     maps = np.stack([xf, yf, xf * xf, yf * yf, xf * yf])
-    filtered = correlate1d(correlate1d(maps, _GAUSS, axis=2), _GAUSS, axis=3)
+    filtered = correlate1d(correlate1d(maps, GAUSS_WEIGHTS, axis=2), GAUSS_WEIGHTS, axis=3)
     r = GAUSS_RADIUS
     ux, uy, uxx, uyy, uxy = filtered[:, :, r:-r, r:-r]
     uxuy = ux * uy
@@ -245,7 +245,7 @@ def _ssim_gauss_one(x: np.ndarray, y: np.ndarray) -> float:
 def _per_image(
     one: Callable[[np.ndarray, np.ndarray], float], pred: np.ndarray, gt: np.ndarray, win: int
 ) -> np.ndarray:
-    _check_images(pred, gt)
+    check_images(pred, gt)
     if min(pred.shape[1:3]) < win:
         raise ValueError(f"SSIM needs images of at least {win}×{win}, got {pred.shape[1:3]}")
     return np.array([one(p, g) for p, g in zip(pred, gt, strict=True)], dtype=np.float64)
@@ -488,7 +488,7 @@ class LPIPSScorer:
         return out
 
     def __call__(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-        _check_images(pred, gt)
+        check_images(pred, gt)
         return self.distance(pred, self.features(gt))
 
 

@@ -247,10 +247,12 @@ def _score_group(
     workers: int,
     timer: _Timer,
     features: dict[int, LPIPSFeatures],
+    on_device: _OnDevice | None = None,
 ) -> tuple[dict[str, dict[str, np.ndarray]], int]:
     """Scores[variant][metric] for one batch of same-sized images, and how many raw == comp.
 
     `features` caches the ground truth's LPIPS features per trunk, for the other sets of the job.
+    `on_device` computes its metrics (PSNR, SSIM) in torch on the scoring device, the pool the rest.
     """
     start = time.perf_counter()
     comp = composite(raw, gt, hole)
@@ -263,10 +265,12 @@ def _score_group(
         v: everything if v == "composite" or "composite" not in variants else everything[~same]
         for v in variants
     }
+    device_names = [m for m in numpy_names if on_device and m in on_device.names]
+    pool_names = [m for m in numpy_names if m not in device_names]
     futures: list[tuple[str, np.ndarray, Future[Any]]] = []
     for variant in variants:
-        for part in _split(todo[variant], workers):
-            args = (numpy_names, images[variant][part], gt[part], hole[part])
+        for part in _split(todo[variant], workers) if pool_names else []:
+            args = (pool_names, images[variant][part], gt[part], hole[part])
             futures.append((variant, part, pool.submit(_numpy_metrics, *args)))
     scores = {v: {m: np.full(len(gt), np.nan) for m in [*numpy_names, *scorers]} for v in variants}
 
@@ -297,11 +301,46 @@ def _score_group(
                 gt_features = features[id(scorer)][part]
                 scores[variant][column][part] = scorer.distance(images[variant][part], gt_features)
     timer.add("lpips", time.perf_counter() - start)
+    if on_device and device_names:
+        start = time.perf_counter()  # queued behind LPIPS on the GPU; the pool keeps decoding
+        for variant in variants:
+            part = todo[variant]
+            if len(part):
+                values = on_device.scores(device_names, images[variant][part], gt[part])
+                for name, value in values.items():
+                    scores[variant][name][part] = value
+        timer.add("device_metrics", time.perf_counter() - start)
     collect()
     if "raw" in variants and "composite" in variants:
         for name in scores["raw"]:
             scores["raw"][name][same] = scores["composite"][name][same]
     return scores, int(same.sum())
+
+
+@dataclass(frozen=True)
+class _OnDevice:
+    """PSNR and SSIM in torch on the scoring device (device_metrics.py), instead of the pool."""
+
+    device: Any  # torch.device
+
+    @classmethod
+    def build(cls, scorers: Sequence[LPIPSScorer], device: str) -> _OnDevice:
+        """On the LPIPS scorers' device; without one, `device` ("auto": CUDA if present)."""
+        if scorers:
+            return cls(scorers[0].device)
+        import torch
+
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(torch.device(auto if device == "auto" else device))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("psnr", "ssim", "ssim_gauss")
+
+    def scores(self, names: Sequence[str], pred: np.ndarray, gt: np.ndarray) -> dict[str, Any]:
+        from device_metrics import device_scores  # imports torch: only where a scorer did
+
+        return device_scores(names, pred, gt, self.device)
 
 
 class _FidAccumulator:
@@ -398,11 +437,14 @@ def score_sets(
     job_id: str = "score",
     events: Events | None = None,
     workers: int | None = None,
+    device_metrics: bool | None = None,
 ) -> list[ScoreResult]:
     """Score several models' predictions of one test set: one CSV and sidecar per set.
 
     The ground truth and masks are decoded once, and the ground truth's LPIPS features computed
-    once, for all sets (with five models that halves the LPIPS trunk's work).
+    once, for all sets (with five models that halves the LPIPS trunk's work). `device_metrics`:
+    PSNR and SSIM in torch on the scoring device (device_metrics.py, the same values); None
+    means where LPIPS runs on CUDA, True forces it (on the CPU too: tests).
     """
     started = time.perf_counter()
     timer = _Timer()
@@ -417,20 +459,40 @@ def score_sets(
     ordered = [m for m in METRICS if m in metrics]
     numpy_names = [m for m in ordered if not METRICS[m].needs_weights]
     lpips_columns = [m for m in ordered if METRICS[m].needs_weights]
-    setup = time.perf_counter()
-    scorers, status, provenance = _build_scorers(
-        lpips_columns, lpips_net, lpips_batch_size, device, weights_dir, allow_random_backbone
-    )
-    timer.add("setup_lpips", time.perf_counter() - setup)
-    fids = (
-        [_FidAccumulator(variants, device, weights_dir) for _ in sets] if "fid" in metrics else []
-    )
+    workers = workers or len(os.sched_getaffinity(0))
+    chunk_size = max(lpips_batch_size, 2 * workers)
+    chunks = list(_chunks(range(len(pairs)), chunk_size))
+    pool = ThreadPoolExecutor(max_workers=workers)
+
+    def submit(chunk: Sequence[int]) -> tuple[list[Future[Any]], list[list[Future[Any]]]]:
+        truth = [pool.submit(_decode_truth, pairs[i]) for i in chunk]
+        preds = [[pool.submit(_decode_prediction, p[i][2]) for i in chunk] for p in per_set]
+        return truth, preds
+
+    try:
+        # The first chunk decodes while torch is imported and the trunk built (≈ 3.5 s on 2 cores)
+        pending = submit(chunks[0])
+        setup = time.perf_counter()
+        scorers, status, provenance = _build_scorers(
+            lpips_columns, lpips_net, lpips_batch_size, device, weights_dir, allow_random_backbone
+        )
+        timer.add("setup_lpips", time.perf_counter() - setup)
+        fids = (
+            [_FidAccumulator(variants, device, weights_dir) for _ in sets]
+            if "fid" in metrics
+            else []
+        )
+        live = [s for s in scorers.values() if s is not None]
+        used_device = live[0].device.type if live else "cpu"
+        if device_metrics is None:  # on a GPU, SSIM on the CPU would leave the trunk idle
+            device_metrics = used_device == "cuda"
+        on_device = _OnDevice.build(live, device) if device_metrics else None
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
     for column in lpips_columns:
         if status[column] != "pretrained":
             emit("warning", message=f"{column}: {status[column]}: {provenance[column]}")
-    live = [s for s in scorers.values() if s is not None]
-    used_device = live[0].device.type if live else "cpu"
-    workers = workers or len(os.sched_getaffinity(0))
     config = {
         "step": "score",
         "ground_truth": str(ground_truth),
@@ -440,6 +502,7 @@ def score_sets(
         "metrics": ordered,
         "variants": list(variants),
         "lpips": {"net": lpips_net, "batch_size": lpips_batch_size, "weights": status},
+        "psnr_ssim_on": str(on_device.device) if on_device else "cpu (numpy)",
         "workers": workers,
     }
     emit(
@@ -453,17 +516,8 @@ def score_sets(
     )
     rows: list[list[dict[str, Any]]] = [[] for _ in sets]
     raw_equal = [0 for _ in sets]
-    chunk_size = max(lpips_batch_size, 2 * workers)
     last_progress = time.monotonic()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        chunks = list(_chunks(range(len(pairs)), chunk_size))
-
-        def submit(chunk: Sequence[int]) -> tuple[list[Future[Any]], list[list[Future[Any]]]]:
-            truth = [pool.submit(_decode_truth, pairs[i]) for i in chunk]
-            preds = [[pool.submit(_decode_prediction, p[i][2]) for i in chunk] for p in per_set]
-            return truth, preds
-
-        pending = submit(chunks[0])
+    with pool:
         for step, chunk in enumerate(chunks, start=1):
             start = time.perf_counter()
             truth = [f.result() for f in pending[0]]
@@ -494,7 +548,7 @@ def score_sets(
                     raw = np.stack([decoded[s][j][0] for j in members])
                     scores, same = _score_group(
                         gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer,
-                        features,
+                        features, on_device,
                     )  # fmt: skip
                     raw_equal[s] += same
                     if fids:
@@ -535,6 +589,7 @@ def score_sets(
             set_config, pairs, rows[s], raw_equal[s], status, provenance, scorers, timer
         )
         metadata["lpips"]["device"] = used_device
+        metadata["psnr_ssim_on"] = config["psnr_ssim_on"]
         metadata["sets_in_job"] = len(sets)
         if fids:
             start = time.perf_counter()
