@@ -384,6 +384,17 @@ class LPIPSFeatures:
         """Rows by slice or integer index array (e.g. the images a variant still needs)."""
         return LPIPSFeatures(tuple(layer[index] for layer in self.layers))
 
+    @classmethod
+    def cat(cls, parts: list[LPIPSFeatures]) -> LPIPSFeatures:
+        """Rows of several batches, in order (e.g. parts computed by different threads)."""
+        if len(parts) == 1:
+            return parts[0]
+        import torch
+
+        return cls(
+            tuple(torch.cat(layer) for layer in zip(*(p.layers for p in parts), strict=True))
+        )
+
     def to(self, device: Any) -> LPIPSFeatures:
         """Move (e.g. to "cpu" to keep ground-truth features across models)."""
         return LPIPSFeatures(tuple(layer.to(device) for layer in self.layers))

@@ -32,8 +32,9 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,41 @@ def _split(indices: np.ndarray, parts: int) -> list[np.ndarray]:
     return [p for p in np.array_split(indices, max(1, min(parts, len(indices)))) if len(p)]
 
 
+def _rows(part: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices as a slice (a view, no gathered copy), else the indices."""
+    if len(part) and part[-1] - part[0] == len(part) - 1:
+        return slice(int(part[0]), int(part[-1]) + 1)
+    return part
+
+
+def _lpips_in_pool(scorer: LPIPSScorer, workers: int) -> bool:
+    return scorer.device.type == "cpu" and workers > 1
+
+
+def _lpips_distances(
+    column: str, scorer: LPIPSScorer, images: np.ndarray, gt_features: LPIPSFeatures
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    start = time.perf_counter()
+    values = {column: scorer.distance(images, gt_features)}
+    return values, {"lpips_in_pool": time.perf_counter() - start}
+
+
+@contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `count` inside the block, then restored (None: as is)."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _score_group(
     gt: np.ndarray,
     raw: np.ndarray,
@@ -267,6 +303,15 @@ def _score_group(
     }
     device_names = [m for m in numpy_names if on_device and m in on_device.names]
     pool_names = [m for m in numpy_names if m not in device_names]
+    # LPIPS on the CPU runs in the pool, single-threaded per task (score_sets sets torch to one
+    # thread): no OpenMP barriers, which stall whenever another process takes a core, and the
+    # trunk overlaps the numpy metrics (GIL released in both).
+    in_pool = {c: s for c, s in scorers.items() if s is not None and _lpips_in_pool(s, workers)}
+    pending_features = {
+        id(s): [pool.submit(s.features, gt[_rows(p)]) for p in _split(everything, workers)]
+        for s in in_pool.values()
+        if id(s) not in features
+    }
     futures: list[tuple[str, np.ndarray, Future[Any]]] = []
     for variant in variants:
         for part in _split(todo[variant], workers) if pool_names else []:
@@ -283,13 +328,22 @@ def _score_group(
                 timer.add(name, sec)
         futures.clear()
 
-    if any(s is not None and s.device.type == "cpu" for s in scorers.values()):
-        # LPIPS on the CPU: torch's threads would fight the pool's (OpenMP spins); overlapping
-        # them measured no faster on 2 cores (39.8 vs 39.0 s for 1,500 pairs)
-        collect()
-    start = time.perf_counter()  # on a GPU, LPIPS runs while the pool does the numpy metrics
-    for column, scorer in scorers.items():
-        if scorer is None:
+    start = time.perf_counter()
+    for key, parts in pending_features.items():
+        features[key] = LPIPSFeatures.cat([f.result() for f in parts])
+    for column, scorer in in_pool.items():
+        for variant in variants:
+            for part in _split(todo[variant], workers):
+                rows = _rows(part)
+                args = (column, scorer, images[variant][rows], features[id(scorer)][rows])
+                futures.append((variant, part, pool.submit(_lpips_distances, *args)))
+    cpu_outside = [
+        c for c, s in scorers.items() if s and s.device.type == "cpu" and c not in in_pool
+    ]
+    if cpu_outside:
+        collect()  # one worker: torch's threads would fight the pool's (OpenMP spins)
+    for column, scorer in scorers.items():  # on a GPU, while the pool does the numpy metrics
+        if scorer is None or column in in_pool:
             continue
         if id(scorer) not in features:
             features[id(scorer)] = scorer.features(gt)
@@ -517,7 +571,8 @@ def score_sets(
     rows: list[list[dict[str, Any]]] = [[] for _ in sets]
     raw_equal = [0 for _ in sets]
     last_progress = time.monotonic()
-    with pool:
+    one_thread = any(_lpips_in_pool(s, workers) for s in live)
+    with pool, _torch_threads(1 if one_thread else None):
         for step, chunk in enumerate(chunks, start=1):
             start = time.perf_counter()
             truth = [f.result() for f in pending[0]]
@@ -657,8 +712,9 @@ def _metadata(
         "inputs": {k: config[k] for k in ("ground_truth", "predictions", "masks")},
         "workers": config["workers"],
         "timings_s": {k: round(v, 4) for k, v in timer.seconds.items()},
-        "timings_note": "decode and numpy metrics: thread-seconds summed over workers; "
-        "decode_wait, lpips (features + distances), write_csv, total: wall seconds",
+        "timings_note": "decode, numpy metrics and lpips_in_pool: thread-seconds summed over "
+        "workers; decode_wait, lpips (features + distances, or on the CPU waiting for the gt "
+        "features), write_csv, total: wall seconds",
         "versions": versions,
     }
 
