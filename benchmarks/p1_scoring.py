@@ -115,8 +115,8 @@ def seed_method(root: Path, folders: list[Path], device: str, batch: int) -> dic
     return {f"{p.parent.name}/{p.name}": v for p, v in zip(paths, values, strict=True)}
 
 
-def floor(root: Path, folders: list[Path], device: str, batch: int) -> float:
-    """Seconds for the trunk's forwards alone: every prediction and every ground truth once."""
+def floor(root: Path, folders: list[Path], device: str, batch: int) -> tuple[float, float]:
+    """Wall and CPU seconds of the trunk's forwards alone: each prediction and ground truth once."""
     import metrics
     import torch
     from inpaint_sdk import read_rgb
@@ -136,7 +136,7 @@ def floor(root: Path, folders: list[Path], device: str, batch: int) -> float:
             for batch_images in batches:
                 scorer.trunk(batch_images)
             sync(scorer.device)
-    return watch.seconds
+    return watch.seconds, watch.cpu_seconds
 
 
 def sync(device) -> None:
@@ -173,7 +173,7 @@ def ours(root: Path, folders: list[Path], device: str, batch: int) -> dict[str, 
 
 
 def child(args: argparse.Namespace) -> int:
-    """One method in this process; prints {"seconds", "import_s"} and writes its values."""
+    """One method in this process; prints {"seconds", "cpu_s", "import_s"}, writes its values."""
     started = time.perf_counter()
     import torch
 
@@ -185,14 +185,14 @@ def child(args: argparse.Namespace) -> int:
     with Stopwatch() as watch:
         if args.child == "floor":
             values: dict = {}
-            seconds = floor(args.root, folders, args.device, args.batch)
+            seconds, cpu_s = floor(args.root, folders, args.device, args.batch)
         else:
             method = seed_method if args.child == "seed" else ours
             values = method(args.root, folders, args.device, args.batch)
     if args.child != "floor":
-        seconds = watch.seconds
+        seconds, cpu_s = watch.seconds, watch.cpu_seconds
         (args.root / f"values-{args.child}.json").write_text(json.dumps(values))
-    print(json.dumps({"seconds": seconds, "import_s": import_s}))
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu_s, "import_s": import_s}))
     return 0
 
 
@@ -247,14 +247,16 @@ def main() -> int:
             for method in methods[r % 3 :] + methods[: r % 3]:  # rotate: no method always first
                 runs[method].append(run_child(method, args, root, len(folders)))
                 last = runs[method][-1]
-                print(f"  round {r + 1} {method:5s} {last['seconds']:7.2f} s "
-                      f"(load {last['load_1min_before']:.2f})", flush=True)  # fmt: skip
+                print(f"  round {r + 1} {method:5s} {last['seconds']:7.2f} s, CPU "
+                      f"{last['cpu_s']:7.2f} s (load {last['load_1min_before']:.2f})",
+                      flush=True)  # fmt: skip
     finally:
         for process in burning:
             process.kill()
             process.wait()
     median = {m: statistics.median(x["seconds"] for x in runs[m]) for m in methods}
     seconds = {m: [x["seconds"] for x in runs[m]] for m in methods}
+    cpu = {m: statistics.median(x["cpu_s"] for x in runs[m]) for m in methods}
     per_round = {  # each round's own ratios: the same load for both sides of each
         "ours_vs_seed": [s / o for s, o in zip(seconds["seed"], seconds["ours"], strict=True)],
         "ours_over_floor": [o / f for o, f in zip(seconds["ours"], seconds["floor"], strict=True)],
@@ -271,6 +273,9 @@ def main() -> int:
         print(f"  {name:5s} median {median[name]:7.2f} s  {pairs / median[name]:7.1f} pairs/s")
     print(f"  ours vs seed: {vs_seed:.2f}× faster; ours / floor: {vs_floor:.2f}× (medians); "
           f"load average 1 min {min(loads):.2f}–{max(loads):.2f}")  # fmt: skip
+    cpu_vs_seed, cpu_vs_floor = cpu["seed"] / cpu["ours"], cpu["ours"] / cpu["floor"]
+    print(f"  CPU seconds (all threads; less load-sensitive): seed/ours {cpu_vs_seed:.2f}×, "
+          f"ours/floor {cpu_vs_floor:.2f}×")  # fmt: skip
     print(f"  largest |ours − seed|: psnr {worst['psnr']:.2g}, ssim {worst['ssim']:.2g}, "
           f"lpips {worst['lpips']:.2g}")  # fmt: skip
     targets = {
@@ -293,6 +298,9 @@ def main() -> int:
         "burn_processes": args.burn,
         "runs": runs,
         "median_seconds": median,
+        "median_cpu_seconds": cpu,
+        "cpu_ours_vs_seed": cpu_vs_seed,
+        "cpu_ours_over_floor": cpu_vs_floor,
         "pairs_per_s": {m: pairs / median[m] for m in methods},
         "ours_vs_seed": vs_seed,
         "ours_over_floor": vs_floor,
