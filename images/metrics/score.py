@@ -6,7 +6,10 @@
 The job (score_job.schema.json) names three folders whose PNGs pair by file name: ground truth,
 predictions and masks (255 = hole); or, with `sets`, several models' prediction folders of the
 same ground truth, each with its own CSV, scored in one pass (the ground truth is decoded and
-its LPIPS features computed once). Each file is decoded once, by a thread pool over all CPUs.
+its LPIPS features computed once). Each file is decoded once, by a thread pool over all CPUs,
+one chunk ahead of the scoring. On the CPU the same pool runs the LPIPS trunk (one torch thread
+per task) beside the numpy metrics; on a GPU, LPIPS, PSNR and SSIM run there (device_metrics.py)
+while the pool decodes.
 Every metric is computed on two variants of each prediction: `composite` (the prediction in the
 hole, the ground truth elsewhere) and `raw` (the file as the model wrote it). Where the two are
 equal (models that composite themselves) the raw scores are copied, not recomputed.
