@@ -247,10 +247,6 @@ def _rows(part: np.ndarray) -> slice | np.ndarray:
     return part
 
 
-def _lpips_in_pool(scorer: LPIPSScorer, workers: int) -> bool:
-    return scorer.device.type == "cpu" and workers > 1
-
-
 def _lpips_distances(
     column: str, scorer: LPIPSScorer, images: np.ndarray, gt_features: LPIPSFeatures
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -287,11 +283,13 @@ def _score_group(
     timer: _Timer,
     features: dict[int, LPIPSFeatures],
     on_device: _OnDevice | None = None,
+    lpips_in_pool: bool = False,
 ) -> tuple[dict[str, dict[str, np.ndarray]], int]:
     """Scores[variant][metric] for one batch of same-sized images, and how many raw == comp.
 
     `features` caches the ground truth's LPIPS features per trunk, for the other sets of the job.
     `on_device` computes its metrics (PSNR, SSIM) in torch on the scoring device, the pool the rest.
+    `lpips_in_pool`: CPU LPIPS as pool tasks (torch set to one thread by the caller).
     """
     start = time.perf_counter()
     comp = composite(raw, gt, hole)
@@ -309,7 +307,7 @@ def _score_group(
     # LPIPS on the CPU runs in the pool, single-threaded per task (score_sets sets torch to one
     # thread): no OpenMP barriers, which stall whenever another process takes a core, and the
     # trunk overlaps the numpy metrics (GIL released in both).
-    in_pool = {c: s for c, s in scorers.items() if s is not None and _lpips_in_pool(s, workers)}
+    in_pool = {c: s for c, s in scorers.items() if lpips_in_pool and s and s.device.type == "cpu"}
     pending_features = {
         id(s): [pool.submit(s.features, gt[_rows(p)]) for p in _split(everything, workers)]
         for s in in_pool.values()
@@ -574,8 +572,9 @@ def score_sets(
     rows: list[list[dict[str, Any]]] = [[] for _ in sets]
     raw_equal = [0 for _ in sets]
     last_progress = time.monotonic()
-    one_thread = any(_lpips_in_pool(s, workers) for s in live)
-    with pool, _torch_threads(1 if one_thread else None):
+    # Not with FID: its Inception network runs in this thread and needs torch's threads.
+    in_pool = workers > 1 and not fids and any(s.device.type == "cpu" for s in live)
+    with pool, _torch_threads(1 if in_pool else None):
         for step, chunk in enumerate(chunks, start=1):
             start = time.perf_counter()
             truth = [f.result() for f in pending[0]]
@@ -606,7 +605,7 @@ def score_sets(
                     raw = np.stack([decoded[s][j][0] for j in members])
                     scores, same = _score_group(
                         gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer,
-                        features, on_device,
+                        features, on_device, in_pool,
                     )  # fmt: skip
                     raw_equal[s] += same
                     if fids:
