@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The GPU part of `make perf`, as one prepared script for a lent, offline NVIDIA machine:
 #   P3 on CUDA (each adapter's iteration against the authors' at 256 px, batch 8),
-#   P1 on CUDA (our scorer against the seed's method and the LPIPS trunk floor),
+#   P1 on CUDA: the torch PSNR/SSIM (images/metrics/device_metrics.py) against skimage and the
+#   numpy path on the GPU itself, then our scorer against the seed's method and the LPIPS trunk
+#   floor (each in its own process, alternated for 3 rounds, medians; ≈ 2-3 min),
 #   real CUDA training of madf, aotgan and tfill through the harness (local runner, sample data).
-# Needs: python3 with torch, torchvision, scikit-image, pillow, click, pyyaml, rich; wheels for
-# what is missing in $WHEELS; the authors' checkouts in $UPSTREAM/{madf,aotgan,tfill}; data/sample.
-# Writes its logs and results to $OUT (default /tmp/ib-gpu).
+# PARTS picks what runs (default "p3 p1 train"; e.g. PARTS=p1 for the P1 GPU check alone).
+# Needs: python3 with torch, torchvision, lpips, scikit-image, pillow, pytest, click, pyyaml, rich;
+# wheels for what is missing in $WHEELS; the authors' checkouts in $UPSTREAM/{madf,aotgan,tfill};
+# data/sample. Writes its logs and results to $OUT (default /tmp/ib-gpu).
 set -u
 OUT=${OUT:-/tmp/ib-gpu}
+PARTS=${PARTS:-"p3 p1 train"}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 UPSTREAM=${UPSTREAM:-$PWD/.device/upstream}
 WHEELS=${WHEELS:-.device/whl}
 mkdir -p "$OUT"
@@ -24,15 +29,25 @@ export INPAINT_UPSTREAM_TFILL=$UPSTREAM/tfill
     nproc
 } >"$OUT/machine.txt" 2>&1
 
-timeout "${P3_TIMEOUT:-140}" python3 -W ignore benchmarks/p3_step_rate.py --device cuda \
-    >"$OUT/p3.log" 2>&1
-grep -E "it/s|met|MISSED" "$OUT/p3.log"
-cp benchmarks/results/p3_step_rate_cuda.json "$OUT/" 2>/dev/null
+if part p3; then
+    timeout "${P3_TIMEOUT:-140}" python3 -W ignore benchmarks/p3_step_rate.py --device cuda \
+        >"$OUT/p3.log" 2>&1
+    grep -E "it/s|met|MISSED" "$OUT/p3.log"
+    cp benchmarks/results/p3_step_rate_cuda.json "$OUT/" 2>/dev/null
+fi
 
-timeout "${P1_TIMEOUT:-120}" python3 -W ignore benchmarks/p1_scoring.py --device cuda \
-    >"$OUT/p1.log" 2>&1
-cat "$OUT/p1.log"
-cp benchmarks/results/p1_scoring_cuda.json "$OUT/" 2>/dev/null
+if part p1; then
+    # The CUDA cases of the device-metric tests run here (they skip on a CPU-only machine).
+    timeout "${P1_TEST_TIMEOUT:-120}" python3 -m pytest -q -p no:cacheprovider \
+        tests/metrics/test_device_metrics.py >"$OUT/p1_tests.log" 2>&1
+    echo "device metric tests exit: $?" >>"$OUT/p1_tests.log"
+    tail -4 "$OUT/p1_tests.log"
+    timeout "${P1_TIMEOUT:-300}" python3 -W ignore benchmarks/p1_scoring.py --device cuda \
+        --images 300 --rounds 3 >"$OUT/p1.log" 2>&1
+    cat "$OUT/p1.log"
+    cp benchmarks/results/p1_scoring_cuda.json "$OUT/" 2>/dev/null
+fi
+part train || exit 0
 
 # Real training through the harness: the sample profile's data, the three upstream models,
 # a 15 s budget each, on GPU 0. The local runner's per-model venvs become wrappers around

@@ -6,7 +6,10 @@
 The job (score_job.schema.json) names three folders whose PNGs pair by file name: ground truth,
 predictions and masks (255 = hole); or, with `sets`, several models' prediction folders of the
 same ground truth, each with its own CSV, scored in one pass (the ground truth is decoded and
-its LPIPS features computed once). Each file is decoded once, by a thread pool over all CPUs.
+its LPIPS features computed once). Each file is decoded once, by a thread pool over all CPUs,
+one chunk ahead of the scoring. On the CPU the same pool runs the LPIPS trunk (one torch thread
+per task) beside the numpy metrics; on a GPU, LPIPS, PSNR and SSIM run there (device_metrics.py)
+while the pool decodes.
 Every metric is computed on two variants of each prediction: `composite` (the prediction in the
 hole, the ground truth elsewhere) and `raw` (the file as the model wrote it). Where the two are
 equal (models that composite themselves) the raw scores are copied, not recomputed.
@@ -32,8 +35,9 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +240,37 @@ def _split(indices: np.ndarray, parts: int) -> list[np.ndarray]:
     return [p for p in np.array_split(indices, max(1, min(parts, len(indices)))) if len(p)]
 
 
+def _rows(part: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices as a slice (a view, no gathered copy), else the indices."""
+    if len(part) and part[-1] - part[0] == len(part) - 1:
+        return slice(int(part[0]), int(part[-1]) + 1)
+    return part
+
+
+def _lpips_distances(
+    column: str, scorer: LPIPSScorer, images: np.ndarray, gt_features: LPIPSFeatures
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    start = time.perf_counter()
+    values = {column: scorer.distance(images, gt_features)}
+    return values, {"lpips_in_pool": time.perf_counter() - start}
+
+
+@contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `count` inside the block, then restored (None: as is)."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _score_group(
     gt: np.ndarray,
     raw: np.ndarray,
@@ -247,10 +282,14 @@ def _score_group(
     workers: int,
     timer: _Timer,
     features: dict[int, LPIPSFeatures],
+    on_device: _OnDevice | None = None,
+    lpips_in_pool: bool = False,
 ) -> tuple[dict[str, dict[str, np.ndarray]], int]:
     """Scores[variant][metric] for one batch of same-sized images, and how many raw == comp.
 
     `features` caches the ground truth's LPIPS features per trunk, for the other sets of the job.
+    `on_device` computes its metrics (PSNR, SSIM) in torch on the scoring device, the pool the rest.
+    `lpips_in_pool`: CPU LPIPS as pool tasks (torch set to one thread by the caller).
     """
     start = time.perf_counter()
     comp = composite(raw, gt, hole)
@@ -263,10 +302,21 @@ def _score_group(
         v: everything if v == "composite" or "composite" not in variants else everything[~same]
         for v in variants
     }
+    device_names = [m for m in numpy_names if on_device and m in on_device.names]
+    pool_names = [m for m in numpy_names if m not in device_names]
+    # LPIPS on the CPU runs in the pool, single-threaded per task (score_sets sets torch to one
+    # thread): no OpenMP barriers, which stall whenever another process takes a core, and the
+    # trunk overlaps the numpy metrics (GIL released in both).
+    in_pool = {c: s for c, s in scorers.items() if lpips_in_pool and s and s.device.type == "cpu"}
+    pending_features = {
+        id(s): [pool.submit(s.features, gt[_rows(p)]) for p in _split(everything, workers)]
+        for s in in_pool.values()
+        if id(s) not in features
+    }
     futures: list[tuple[str, np.ndarray, Future[Any]]] = []
     for variant in variants:
-        for part in _split(todo[variant], workers):
-            args = (numpy_names, images[variant][part], gt[part], hole[part])
+        for part in _split(todo[variant], workers) if pool_names else []:
+            args = (pool_names, images[variant][part], gt[part], hole[part])
             futures.append((variant, part, pool.submit(_numpy_metrics, *args)))
     scores = {v: {m: np.full(len(gt), np.nan) for m in [*numpy_names, *scorers]} for v in variants}
 
@@ -279,13 +329,22 @@ def _score_group(
                 timer.add(name, sec)
         futures.clear()
 
-    if any(s is not None and s.device.type == "cpu" for s in scorers.values()):
-        # LPIPS on the CPU: torch's threads would fight the pool's (OpenMP spins); overlapping
-        # them measured no faster on 2 cores (39.8 vs 39.0 s for 1,500 pairs)
-        collect()
-    start = time.perf_counter()  # on a GPU, LPIPS runs while the pool does the numpy metrics
-    for column, scorer in scorers.items():
-        if scorer is None:
+    start = time.perf_counter()
+    for key, parts in pending_features.items():
+        features[key] = LPIPSFeatures.cat([f.result() for f in parts])
+    for column, scorer in in_pool.items():
+        for variant in variants:
+            for part in _split(todo[variant], workers):
+                rows = _rows(part)
+                args = (column, scorer, images[variant][rows], features[id(scorer)][rows])
+                futures.append((variant, part, pool.submit(_lpips_distances, *args)))
+    cpu_outside = [
+        c for c, s in scorers.items() if s and s.device.type == "cpu" and c not in in_pool
+    ]
+    if cpu_outside:
+        collect()  # one worker: torch's threads would fight the pool's (OpenMP spins)
+    for column, scorer in scorers.items():  # on a GPU, while the pool does the numpy metrics
+        if scorer is None or column in in_pool:
             continue
         if id(scorer) not in features:
             features[id(scorer)] = scorer.features(gt)
@@ -297,11 +356,46 @@ def _score_group(
                 gt_features = features[id(scorer)][part]
                 scores[variant][column][part] = scorer.distance(images[variant][part], gt_features)
     timer.add("lpips", time.perf_counter() - start)
+    if on_device and device_names:
+        start = time.perf_counter()  # queued behind LPIPS on the GPU; the pool keeps decoding
+        for variant in variants:
+            part = todo[variant]
+            if len(part):
+                values = on_device.scores(device_names, images[variant][part], gt[part])
+                for name, value in values.items():
+                    scores[variant][name][part] = value
+        timer.add("device_metrics", time.perf_counter() - start)
     collect()
     if "raw" in variants and "composite" in variants:
         for name in scores["raw"]:
             scores["raw"][name][same] = scores["composite"][name][same]
     return scores, int(same.sum())
+
+
+@dataclass(frozen=True)
+class _OnDevice:
+    """PSNR and SSIM in torch on the scoring device (device_metrics.py), instead of the pool."""
+
+    device: Any  # torch.device
+
+    @classmethod
+    def build(cls, scorers: Sequence[LPIPSScorer], device: str) -> _OnDevice:
+        """On the LPIPS scorers' device; without one, `device` ("auto": CUDA if present)."""
+        if scorers:
+            return cls(scorers[0].device)
+        import torch
+
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(torch.device(auto if device == "auto" else device))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("psnr", "ssim", "ssim_gauss")
+
+    def scores(self, names: Sequence[str], pred: np.ndarray, gt: np.ndarray) -> dict[str, Any]:
+        from device_metrics import device_scores  # imports torch: only where a scorer did
+
+        return device_scores(names, pred, gt, self.device)
 
 
 class _FidAccumulator:
@@ -398,11 +492,14 @@ def score_sets(
     job_id: str = "score",
     events: Events | None = None,
     workers: int | None = None,
+    device_metrics: bool | None = None,
 ) -> list[ScoreResult]:
     """Score several models' predictions of one test set: one CSV and sidecar per set.
 
     The ground truth and masks are decoded once, and the ground truth's LPIPS features computed
-    once, for all sets (with five models that halves the LPIPS trunk's work).
+    once, for all sets (with five models that halves the LPIPS trunk's work). `device_metrics`:
+    PSNR and SSIM in torch on the scoring device (device_metrics.py, the same values); None
+    means where LPIPS runs on CUDA, True forces it (on the CPU too: tests).
     """
     started = time.perf_counter()
     timer = _Timer()
@@ -417,20 +514,40 @@ def score_sets(
     ordered = [m for m in METRICS if m in metrics]
     numpy_names = [m for m in ordered if not METRICS[m].needs_weights]
     lpips_columns = [m for m in ordered if METRICS[m].needs_weights]
-    setup = time.perf_counter()
-    scorers, status, provenance = _build_scorers(
-        lpips_columns, lpips_net, lpips_batch_size, device, weights_dir, allow_random_backbone
-    )
-    timer.add("setup_lpips", time.perf_counter() - setup)
-    fids = (
-        [_FidAccumulator(variants, device, weights_dir) for _ in sets] if "fid" in metrics else []
-    )
+    workers = workers or len(os.sched_getaffinity(0))
+    chunk_size = max(lpips_batch_size, 2 * workers)
+    chunks = list(_chunks(range(len(pairs)), chunk_size))
+    pool = ThreadPoolExecutor(max_workers=workers)
+
+    def submit(chunk: Sequence[int]) -> tuple[list[Future[Any]], list[list[Future[Any]]]]:
+        truth = [pool.submit(_decode_truth, pairs[i]) for i in chunk]
+        preds = [[pool.submit(_decode_prediction, p[i][2]) for i in chunk] for p in per_set]
+        return truth, preds
+
+    try:
+        # The first chunk decodes while torch is imported and the trunk built (≈ 3.5 s on 2 cores)
+        pending = submit(chunks[0])
+        setup = time.perf_counter()
+        scorers, status, provenance = _build_scorers(
+            lpips_columns, lpips_net, lpips_batch_size, device, weights_dir, allow_random_backbone
+        )
+        timer.add("setup_lpips", time.perf_counter() - setup)
+        fids = (
+            [_FidAccumulator(variants, device, weights_dir) for _ in sets]
+            if "fid" in metrics
+            else []
+        )
+        live = [s for s in scorers.values() if s is not None]
+        used_device = live[0].device.type if live else "cpu"
+        if device_metrics is None:  # on a GPU, SSIM on the CPU would leave the trunk idle
+            device_metrics = used_device == "cuda"
+        on_device = _OnDevice.build(live, device) if device_metrics else None
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
     for column in lpips_columns:
         if status[column] != "pretrained":
             emit("warning", message=f"{column}: {status[column]}: {provenance[column]}")
-    live = [s for s in scorers.values() if s is not None]
-    used_device = live[0].device.type if live else "cpu"
-    workers = workers or len(os.sched_getaffinity(0))
     config = {
         "step": "score",
         "ground_truth": str(ground_truth),
@@ -440,6 +557,7 @@ def score_sets(
         "metrics": ordered,
         "variants": list(variants),
         "lpips": {"net": lpips_net, "batch_size": lpips_batch_size, "weights": status},
+        "psnr_ssim_on": str(on_device.device) if on_device else "cpu (numpy)",
         "workers": workers,
     }
     emit(
@@ -453,17 +571,10 @@ def score_sets(
     )
     rows: list[list[dict[str, Any]]] = [[] for _ in sets]
     raw_equal = [0 for _ in sets]
-    chunk_size = max(lpips_batch_size, 2 * workers)
     last_progress = time.monotonic()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        chunks = list(_chunks(range(len(pairs)), chunk_size))
-
-        def submit(chunk: Sequence[int]) -> tuple[list[Future[Any]], list[list[Future[Any]]]]:
-            truth = [pool.submit(_decode_truth, pairs[i]) for i in chunk]
-            preds = [[pool.submit(_decode_prediction, p[i][2]) for i in chunk] for p in per_set]
-            return truth, preds
-
-        pending = submit(chunks[0])
+    # Not with FID: its Inception network runs in this thread and needs torch's threads.
+    in_pool = workers > 1 and not fids and any(s.device.type == "cpu" for s in live)
+    with pool, _torch_threads(1 if in_pool else None):
         for step, chunk in enumerate(chunks, start=1):
             start = time.perf_counter()
             truth = [f.result() for f in pending[0]]
@@ -494,7 +605,7 @@ def score_sets(
                     raw = np.stack([decoded[s][j][0] for j in members])
                     scores, same = _score_group(
                         gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer,
-                        features,
+                        features, on_device, in_pool,
                     )  # fmt: skip
                     raw_equal[s] += same
                     if fids:
@@ -535,6 +646,7 @@ def score_sets(
             set_config, pairs, rows[s], raw_equal[s], status, provenance, scorers, timer
         )
         metadata["lpips"]["device"] = used_device
+        metadata["psnr_ssim_on"] = config["psnr_ssim_on"]
         metadata["sets_in_job"] = len(sets)
         if fids:
             start = time.perf_counter()
@@ -602,8 +714,9 @@ def _metadata(
         "inputs": {k: config[k] for k in ("ground_truth", "predictions", "masks")},
         "workers": config["workers"],
         "timings_s": {k: round(v, 4) for k, v in timer.seconds.items()},
-        "timings_note": "decode and numpy metrics: thread-seconds summed over workers; "
-        "decode_wait, lpips (features + distances), write_csv, total: wall seconds",
+        "timings_note": "decode, numpy metrics and lpips_in_pool: thread-seconds summed over "
+        "workers; decode_wait, lpips (features + distances, or on the CPU waiting for the gt "
+        "features), write_csv, total: wall seconds",
         "versions": versions,
     }
 

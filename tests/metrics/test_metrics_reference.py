@@ -244,3 +244,34 @@ def test_registry_describes_every_metric() -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(metrics, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 8 and result.failed == 0
+
+
+# ssim() computes only windows that touch a pixel where pred and gt differ (the others are
+# exactly 1): single changed pixels at the corners, edges and band boundaries (SSIM_BAND rows),
+# and composites of free-form masks, against skimage and against the whole map's mean.
+@pytest.mark.parametrize(
+    "where", [(0, 0), (0, -1), (-1, 0), (-1, -1), (15, 40), (16, 16), (22, 3), (25, 44)]
+)
+def test_ssim_of_one_changed_pixel_matches_skimage(where: tuple[int, int]) -> None:
+    gt = seed_all().integers(0, 256, (40, 45, 3), dtype=np.uint8)
+    pred = gt.copy()
+    pred[where] ^= 0x55
+    ours = _one(ssim, Pair(pred, gt, np.zeros(gt.shape[:2], bool)))
+    assert ours < 1.0
+    assert_close(ours, _reference_skimage_ssim(pred, gt), SSIM_ATOL, f"pixel {where}")
+    whole_map = metrics._ssim_uniform_map(pred, gt).mean(axis=(0, 1)).mean()
+    assert_close(ours, whole_map, 1e-12, f"pixel {where} vs the whole map")
+
+
+def test_ssim_of_free_form_composites_matches_skimage() -> None:
+    from harness.data.masks import generate_mask
+
+    rng = seed_all()
+    for i in range(6):
+        gt = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        hole = generate_mask(64, (0.01, 0.6), 0, i)
+        comp = composite(correlated(rng, gt, 0.8, 15.0)[None], gt[None], hole[None])[0]
+        ours = _one(ssim, Pair(comp, gt, hole))
+        assert_close(ours, _reference_skimage_ssim(comp, gt), SSIM_ATOL, f"mask {i}")
+        whole_map = metrics._ssim_uniform_map(comp, gt).mean(axis=(0, 1)).mean()
+        assert_close(ours, whole_map, 1e-12, f"mask {i} vs the whole map")

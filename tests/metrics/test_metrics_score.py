@@ -19,7 +19,7 @@ import metrics
 import numpy as np
 import pytest
 import score
-from _helpers import correlated, seed_all
+from _helpers import assert_close, correlated, seed_all
 from inpaint_sdk import BadData, Events, JobInvalid
 from metrics import METRICS, PSNR_CAP_DB, RANDOM_BACKBONE, WEIGHTS_MISSING
 from PIL import Image
@@ -398,3 +398,28 @@ def test_default_metrics_match_the_schema() -> None:
     schema = json.loads(score.SCHEMA.read_text())
     assert schema["properties"]["metrics"]["default"] == list(DEFAULT_METRICS)
     assert schema["properties"]["metrics"]["items"]["enum"] == [*METRICS, *score.SET_METRICS]
+
+
+def test_lpips_in_the_pool_equals_lpips_in_one_thread(tree: dict[str, object]) -> None:
+    # workers > 1 on the CPU: LPIPS as single-threaded pool tasks; workers = 1: torch's threads.
+    torch = pytest.importorskip("torch", reason="LPIPS needs torch (the model venv has it)")
+    pytest.importorskip("lpips")
+    root = tree["root"]
+    assert isinstance(root, Path)
+    (root / "weights").mkdir()
+    threads_before = torch.get_num_threads()
+    options = {"metrics": ["lpips", "ssim"], "device": "cpu", "lpips_batch_size": 3}
+    options |= {"weights_dir": root / "weights", "allow_random_backbone": True}
+    runs = {
+        workers: score_pairs(
+            root / "gt", root / "pred", root / "masks", root / f"{workers}.csv", **options,
+            workers=workers,
+        )
+        for workers in (1, 3)
+    }  # fmt: skip
+    assert torch.get_num_threads() == threads_before  # restored after scoring
+    assert "lpips_in_pool" in runs[3].metadata["timings_s"]
+    assert "lpips_in_pool" not in runs[1].metadata["timings_s"]
+    for pooled, alone in zip(runs[3].rows, runs[1].rows, strict=True):
+        assert_close(pooled["lpips"], alone["lpips"], 1e-6, f"lpips {alone['image']}")
+        assert pooled["ssim"] == alone["ssim"] or math.isnan(alone["ssim"])
