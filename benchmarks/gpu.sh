@@ -37,7 +37,7 @@ if part p3; then
 fi
 
 if part p1; then
-    # The CUDA cases of the device-metric tests run here (they skip on a CPU-only machine).
+    # The CUDA cases of the device-metric tests run here (they exist only where CUDA is).
     timeout "${P1_TEST_TIMEOUT:-120}" python3 -m pytest -q -p no:cacheprovider \
         tests/metrics/test_device_metrics.py >"$OUT/p1_tests.log" 2>&1
     echo "device metric tests exit: $?" >>"$OUT/p1_tests.log"
