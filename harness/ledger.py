@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -134,14 +135,24 @@ def _decode_step(row: sqlite3.Row) -> Step:
 
 
 class Ledger:
-    """All SQL of the harness. Every state change is one transaction."""
+    """All SQL of the harness. Every state change is one transaction.
 
-    def __init__(self, path: Path) -> None:
+    One connection, shared by the threads of a run with several slots: a lock serialises its
+    use, so one thread's statements never land inside another's transaction.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()
+        if read_only:
+            self.conn = open_read_only(self.path)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Checked before anything is written: a damaged ledger must be refused, not built on.
         check_ledger(self.path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=30, check_same_thread=False
+        )
         try:
             self.conn.row_factory = sqlite3.Row
             self.conn.text_factory = _text_factory(self.path)
@@ -152,6 +163,12 @@ class Ledger:
         except sqlite3.DatabaseError as error:
             self.conn.close()
             raise _damaged(self.path, str(error)) from None
+
+    @classmethod
+    def read_only(cls, path: Path) -> Ledger:
+        """The ledger's queries over a read-only connection, for reports, which must never
+        change a run (a plain Ledger opens read-write and migrates)."""
+        return cls(path, read_only=True)
 
     @classmethod
     def in_run_dir(cls, run_dir: Path) -> Ledger:
@@ -168,13 +185,19 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of one query, fetched under the lock (a cursor left open would read later)."""
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
 
     def _migrate(self) -> None:
         self.conn.executescript(_SCHEMA)
@@ -190,19 +213,17 @@ class Ledger:
                 )
 
     def migrations(self) -> list[str]:
-        return [r["name"] for r in self.conn.execute("SELECT name FROM migrations ORDER BY name")]
+        return [r["name"] for r in self._read("SELECT name FROM migrations ORDER BY name")]
 
     def get(self, key: str) -> Step | None:
-        row = self.conn.execute("SELECT * FROM steps WHERE key = ?", (key,)).fetchone()
-        return _row_to_step(row) if row else None
+        rows = self._read("SELECT * FROM steps WHERE key = ?", (key,))
+        return _row_to_step(rows[0]) if rows else None
 
     def steps(self, kind: str | None = None) -> list[Step]:
         if kind is None:
-            rows = self.conn.execute("SELECT * FROM steps ORDER BY started_at")
+            rows = self._read("SELECT * FROM steps ORDER BY started_at")
         else:
-            rows = self.conn.execute(
-                "SELECT * FROM steps WHERE kind = ? ORDER BY started_at", (kind,)
-            )
+            rows = self._read("SELECT * FROM steps WHERE kind = ? ORDER BY started_at", (kind,))
         return [_row_to_step(r) for r in rows]
 
     def begin(self, key: str, kind: str, label: str, spec: Mapping[str, Any]) -> int:
@@ -271,7 +292,7 @@ class Ledger:
             if step is None:
                 return []
             attempt = step.attempt
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT body FROM events WHERE step_key = ? AND attempt = ? ORDER BY seq",
             (key, attempt),
         )
@@ -281,7 +302,7 @@ class Ledger:
         if attempt is None:
             step = self.get(key)
             attempt = step.attempt if step else 0
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT line_no, message FROM violations WHERE step_key = ? AND attempt = ?"
             " ORDER BY line_no",
             (key, attempt),
@@ -324,7 +345,7 @@ class Ledger:
 
     def score_rows(self) -> list[dict[str, Any]]:
         """Every per-image score of the run's completed score steps."""
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT s.source, s.model, s.test_set, s.image, s.variant, s.hole_fraction, s.bin,"
             " s.metric, s.value FROM scores s JOIN steps t ON t.key = s.step_key"
             " WHERE t.status = 'done' ORDER BY s.source, s.test_set, s.model, s.image"
@@ -332,7 +353,7 @@ class Ledger:
         return [dict(r) for r in rows]
 
     def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return self._read("PRAGMA integrity_check")[0][0] == "ok"
 
 
 def _number(value: Any) -> float | None:

@@ -1,0 +1,6 @@
+"""Where a run's units of work run: one after another, or several at once on separate devices.
+
+A run is cut into independent tasks (a model's describe; a *lane*: one model trained on one
+source, then predicting every test set) that the pipeline hands to an executor. `slots` runs them
+on this host, one task per slot (a GPU, or a share of the CPU cores), never two on one slot.
+"""
