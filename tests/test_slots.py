@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -175,6 +177,64 @@ def test_the_ledger_takes_steps_and_events_from_two_threads(tmp_path: Path) -> N
             assert [e["step"] for e in ledger.events(name)] == list(range(events))
 
 
+def rendezvous_config(root: Path) -> Path:
+    models = {
+        m: {"image": str(FAULTY), "batch_size": 1, "hyperparameters": {"fault": "rendezvous"}}
+        for m in ("m0", "m1")
+    }
+    return write_tiny_benchmark(root, models, train=(4, 1), test=3)
+
+
+def rendezvous_env(meet: Path, wanted: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "INPAINT_TEST_RENDEZVOUS": str(meet),
+        "INPAINT_TEST_RENDEZVOUS_N": str(wanted),
+    }
+
+
+def met(meet: Path) -> list[Path]:
+    return [p for p in meet.iterdir() if not p.name.startswith(".")]
+
+
+def alive_jobs(run_dir: Path) -> list[int]:
+    """Processes (not zombies) whose command line names a path under `run_dir`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if f"{run_dir}/".encode() in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_with_two_jobs_in_flight_stops_both_and_leaves_them_to_the_rerun(
+    tmp_path: Path,
+) -> None:
+    config = rendezvous_config(tmp_path)
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    run_dir = tmp_path / "run"
+    argv = [str(BIN), *tiny_run_args(config, run_dir), "-q", "--slots", "2"]
+    harness = subprocess.Popen(
+        argv, env=rendezvous_env(meet, 2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    while len(met(meet)) < 2:  # both trainings are up
+        assert harness.poll() is None, harness.communicate()[0]
+        time.sleep(0.01)
+    harness.send_signal(signal.SIGTERM)
+    output = harness.communicate()[0].decode()
+    assert harness.returncode != 0, output
+    assert alive_jobs(run_dir) == [], "a job outlived the stopped harness"
+    with Ledger.in_run_dir(run_dir) as ledger:
+        trains = [(s.label, s.status, s.attempt) for s in ledger.steps("train")]
+    assert sorted(trains) == [("m0 on scenes", "running", 1), ("m1 on scenes", "running", 1)]
+
+
 def results(run_dir: Path) -> dict[str, bytes]:
     files = [*(run_dir / "scores").rglob("*.csv"), *(run_dir / "predictions").rglob("*.png")]
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(files)}
@@ -182,20 +242,13 @@ def results(run_dir: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_two_cpu_slots_train_side_by_side_with_the_sequential_results(tmp_path: Path) -> None:
-    models = {m: {"image": str(FAULTY), "batch_size": 1} for m in ("m0", "m1")}
-    for entry in models.values():
-        entry["hyperparameters"] = {"fault": "rendezvous"}
-    config = write_tiny_benchmark(tmp_path, models, train=(4, 1), test=3)
+    config = rendezvous_config(tmp_path)
     meet = tmp_path / "meet"
     meet.mkdir()
 
     def run(run_dir: Path, wanted: int, *slots: str) -> None:
-        env = {
-            **os.environ,
-            "INPAINT_TEST_RENDEZVOUS": str(meet),
-            "INPAINT_TEST_RENDEZVOUS_N": str(wanted),
-        }
         argv = [str(BIN), *tiny_run_args(config, run_dir), "-q", *slots]
+        env = rendezvous_env(meet, wanted)
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
 
