@@ -85,6 +85,19 @@ _MIGRATIONS: list[tuple[str, str]] = [
     CREATE INDEX scores_by_cell ON scores (source, test_set, model, metric, variant);
     """,
     ),
+    (
+        "0003_external_jobs",
+        """
+    CREATE TABLE external_jobs (
+        step_key TEXT NOT NULL REFERENCES steps(key),
+        attempt INTEGER NOT NULL,
+        job_id TEXT NOT NULL,
+        adopted INTEGER NOT NULL,
+        recorded_at REAL NOT NULL
+    );
+    CREATE INDEX external_jobs_by_step ON external_jobs (step_key);
+    """,
+    ),
 ]
 
 
@@ -308,6 +321,25 @@ class Ledger:
             (key, attempt),
         )
         return [f"line {r['line_no']}: {r['message']}" for r in rows]
+
+    def add_external_job(self, key: str, attempt: int, job_id: str, adopted: bool) -> None:
+        """Record that attempt `attempt` of step `key` ran as scheduler job `job_id` (Slurm),
+        submitted for it or, after a crash, `adopted` from an earlier attempt."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO external_jobs (step_key, attempt, job_id, adopted, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, attempt, job_id, int(adopted), time.time()),
+            )
+
+    def external_jobs(self, key: str) -> list[tuple[int, str, bool]]:
+        """(attempt, job ID, adopted) of every scheduler job recorded for step `key`."""
+        rows = self._read(
+            "SELECT attempt, job_id, adopted FROM external_jobs WHERE step_key = ?"
+            " ORDER BY attempt, recorded_at",
+            (key,),
+        )
+        return [(r["attempt"], r["job_id"], bool(r["adopted"])) for r in rows]
 
     def put_scores(
         self,

@@ -266,6 +266,9 @@ class Pipeline:
             self._executor.job(lambda: self.runner.start(launch)) as process,
             job_display(self.reporter, label, launch.limits.budget_s) as display,
         ):
+            job_id = getattr(process, "job_id", None)  # a Slurm job (--executor slurm)
+            if job_id is not None:
+                ledger.add_external_job(key, attempt, job_id, getattr(process, "adopted", False))
             outcome = supervise(process, launch, on_event, on_violation)
         return outcome
 

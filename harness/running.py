@@ -98,10 +98,15 @@ class RunRequest:
     score: bool = True
     gpus: tuple[int, ...] = ()
     slots: int | None = None
+    executor: str = "host"
 
     def slot_plan(self, runtime: Runtime) -> list[Slot]:
         """The run's slots: from --gpu, --gpus or --slots if any was given, else from
         runtime.gpus / runtime.slots of benchmark.yaml."""
+        if self.executor == "slurm":
+            # Slots are Slurm jobs in flight, each asking for a GPU where the run uses one.
+            gpu = self.gpu if self.gpu is not None else next(iter(self.gpus), None)
+            return [Slot(i, gpu) for i in range(self.slots or 1)]
         if self.gpu is not None or self.gpus or self.slots is not None:
             gpus = self.gpus or (() if self.gpu is None else (self.gpu,))
             return plan_slots(gpus, self.slots or 1)
@@ -125,6 +130,8 @@ def run_command(request: RunRequest, reporter: Reporter) -> RunSummary:
     )
     run_dir = request.run_dir or request.config_path.parent / "runs" / choice.profile
     reporter.note(f"run folder: {run_dir}")
+    if request.executor == "slurm":
+        runner = slurm_runner(runner, run_dir)
     slots = request.slot_plan(profile.runtime)
     if len(slots) > 1:
         threads = f", {slots[0].threads} CPU thread(s) each" if slots[0].threads else ""
@@ -141,6 +148,19 @@ def run_command(request: RunRequest, reporter: Reporter) -> RunSummary:
         slots=slots,
     )
     return pipeline.run()
+
+
+def slurm_runner(runner: Runner, run_dir: Path) -> Runner:
+    """The chosen runner's jobs as Slurm jobs (the local runner on the nodes, for now)."""
+    from harness.executors.slurm import SlurmRunner, sbatch_args_from_env
+
+    if not isinstance(runner, LocalRunner):
+        raise HarnessError(
+            "--executor slurm: jobs run through the local runner on the nodes (docker there is"
+            " not built yet)",
+            "add --runner local",
+        )
+    return SlurmRunner(runner, run_dir, sbatch_args_from_env())
 
 
 def format_summary(summary: RunSummary) -> str:

@@ -44,6 +44,14 @@ from harness.running import RunRequest, format_summary, run_command
     "(local runner; the metrics image bakes its own).",
 )
 @click.option("--no-score", is_flag=True, help="Stop after the predictions.")
+@click.option(
+    "--executor",
+    type=click.Choice(["host", "slurm"]),
+    default="host",
+    show_default=True,
+    help="host: jobs run on this machine; slurm: each job is a Slurm batch job (submitted from "
+    "here, --slots of them in flight; extra sbatch arguments from $INPAINT_SLURM_ARGS).",
+)
 @quiet_option
 def run(
     config_path: Path,
@@ -57,6 +65,7 @@ def run(
     max_steps: int | None,
     weights_dir: Path | None,
     no_score: bool,
+    executor: str,
     quiet: bool,
 ) -> None:
     """Train each model on each training source under its budget, predict every test set, score.
@@ -71,10 +80,11 @@ def run(
         inpaint-bench run --profile sample --runner local
         inpaint-bench run --profile seed --gpu 0 --run-dir runs/seed
         inpaint-bench run --profile seed --gpus 0,1,2,3 --run-dir runs/seed
+        inpaint-bench run --profile seed --executor slurm --runner local --gpu 0 --slots 24
     """
     if gpu is not None and gpus:
         raise click.UsageError("--gpu and --gpus: give one of them (--gpus 0 is --gpu 0)")
-    if gpus and slots is not None:
+    if gpus and slots is not None and executor == "host":
         raise click.UsageError("--gpus and --slots: give one of them (a GPU is a slot)")
     if run_dir is not None:
         # Refuse a damaged ledger before the run folder is touched (run.json is written first).
@@ -94,6 +104,7 @@ def run(
         score=not no_score,
         gpus=gpus,
         slots=slots,
+        executor=executor,
     )
     summary = run_command(request, reporter)
     click.echo(format_summary(summary))
