@@ -4,6 +4,8 @@ submitted twice), with the results of a local one-slot run."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import sqlite3
@@ -17,7 +19,7 @@ from datatree import tiny_run_args, write_tiny_benchmark
 from runs import FAULTY
 from slurmhost import STUCK_S, slurm_conf
 
-from harness.executors import slurm
+from harness.executors import node, slurm
 from harness.executors.node import launch_from_json, launch_to_json, node_gpu
 from harness.executors.slurm import ALIVE, SlurmRunner, job_states, time_limit_min
 from harness.runners.base import Launch, Limits, Mounts
@@ -60,6 +62,21 @@ def test_the_node_uses_the_gpu_slurm_gave_the_job(monkeypatch: pytest.MonkeyPatc
     assert node_gpu(None) is None  # a CPU job stays on the CPU
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert node_gpu(0) == 0
+
+
+def test_a_job_the_node_cannot_start_still_leaves_its_exit_file(tmp_path: Path) -> None:
+    launch = dataclasses.replace(a_launch(tmp_path), image=str(tmp_path / "no-such-image"))
+    spec = tmp_path / "job.launch.json"
+    doc = {
+        "launch": launch_to_json(launch),
+        "events": str(tmp_path / "job.events"),
+        "exit": str(tmp_path / "job.exit.json"),
+        "upstream": {},
+    }
+    spec.write_text(json.dumps(doc))
+    assert node.main(spec) == 1
+    exit_info = json.loads((tmp_path / "job.exit.json").read_text())
+    assert exit_info["exit_code"] == 1 and "no-such-image" in exit_info["error"]
 
 
 def test_a_job_is_submitted_with_its_name_limit_and_gpu_request(

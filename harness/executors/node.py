@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,17 @@ def main(spec_path: Path) -> int:
     launch = dataclasses.replace(launch, gpu=node_gpu(launch.gpu))
     events = Path(spec["events"])
     runner = LocalRunner({k: Path(v) for k, v in spec["upstream"].items()})
-    process = runner.start(launch)
+    try:
+        process = runner.start(launch)
+    except Exception as error:  # e.g. the model's venv cannot be made on this node
+        traceback.print_exc()  # into the Slurm job's --output file
+        exit_info = {
+            "exit_code": 1,
+            "data_changes": [],
+            "error": f"{type(error).__name__}: {error}",
+        }
+        atomic_write_text(Path(spec["exit"]), json.dumps(exit_info) + "\n")
+        return 1
     signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum))
     try:
         with open(events, "ab") as out:
