@@ -241,6 +241,42 @@ def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local
     assert adopted == [(f"train {m} on scenes", 2) for m in MODELS]
 
 
+@pytest.mark.slow
+def test_a_slurm_job_over_its_budget_gets_sigterm_then_is_cancelled(tmp_path: Path) -> None:
+    slurm_conf()
+    models = {
+        "m0": {
+            "image": str(FAULTY),
+            "batch_size": 1,
+            "hyperparameters": {"fault": "ignore_sigterm"},
+        }
+    }
+    runtime = {"grace": "3s", "setup_cap": "2m"}
+    config = write_tiny_benchmark(tmp_path, models, train=(4, 1), test=3, runtime=runtime)
+    run_dir = tmp_path / "run"
+    argv = [str(BIN), *tiny_run_args(config, run_dir), "-q", "--executor", "slurm", "--no-score"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=STUCK_S)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (row,) = ledger_rows(run_dir, "SELECT status, reason, result FROM steps WHERE kind = 'train'")
+    status, reason, result = row
+    assert status == "failed"
+    assert reason.startswith("ignored SIGTERM for 3 s after its budget: killed"), reason
+    assert json.loads(result)["signals"] == ["SIGTERM", "SIGKILL"]
+    ((job_id,),) = ledger_rows(
+        run_dir,
+        "SELECT j.job_id FROM external_jobs j JOIN steps s ON s.key = j.step_key"
+        " WHERE s.kind = 'train'",
+    )
+    (out,) = run_dir.glob(f"slurm/done/ib-*-train.out.{job_id}")
+    assert "node: SIGTERM passed on to the job" in out.read_text()  # reached the node
+    assert not [j for j in squeue_jobs() if j.startswith(job_id)]  # and the job is gone
+
+
+def squeue_jobs() -> list[str]:
+    listed = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+    return listed.stdout.split()
+
+
 def job_id_key(run_dir: Path, label: str) -> str:
     (key,) = ledger_rows(run_dir, f"SELECT key FROM steps WHERE label = '{label}'")[0]
     return key[:16]

@@ -98,7 +98,12 @@ def main(spec_path: Path) -> int:
         }
         atomic_write_text(Path(spec["exit"]), json.dumps(exit_info) + "\n")
         return 1
-    signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum))
+
+    def pass_on(signum: int, frame: object) -> None:
+        print(f"node: {signal.Signals(signum).name} passed on to the job", file=sys.stderr)
+        process.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, pass_on)
     try:
         with open(events, "ab") as out:
             for chunk in process.stdout_chunks():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -38,6 +39,8 @@ from harness.executors.node import launch_to_json
 from harness.executors.slots import THREAD_VARIABLES
 from harness.runners.base import Launch
 from harness.runners.local import LocalRunner
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # the events and exit files, on the shared filesystem
 QUEUE_POLL_S = 5.0  # squeue, which asks slurmctld: not more often per job
@@ -81,17 +84,25 @@ class SlurmJob:
         self.adopted = adopted
         self._exit: dict[str, Any] | None = None
         self._queue_checked = 0.0
+        self._gone = False  # once seen ended, ended for every caller (pump and supervisor)
 
     def _ended(self) -> bool:
-        if self.exit_file.is_file():
+        if self._gone or self.exit_file.is_file():
+            self._gone = True
             return True
         now = time.monotonic()
         if now - self._queue_checked < QUEUE_POLL_S:
             return False
         self._queue_checked = now
+        try:
+            listed = job_states(self.name)
+        except HarnessError as error:  # slurmctld busy or restarting: ask again later
+            log.warning("job %s: %s", self.job_id, error)
+            return False
         # Gone from the queue: ended (its exit file, if any, is there now), was cancelled, or
         # its node died.
-        return job_states(self.name).get(self.job_id) not in ALIVE
+        self._gone = listed.get(self.job_id) not in ALIVE
+        return self._gone
 
     def stdout_chunks(self) -> Iterator[bytes]:
         offset = 0
