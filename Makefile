@@ -28,7 +28,7 @@ lint: install
 
 # Performance benchmarks (docs/performance.md): each compares inside one run and prints its
 # ratios and targets; results in benchmarks/results/. P3 needs INPAINT_UPSTREAM_<MODEL> checkouts.
-PERF := p1_scoring p2_budget p3_step_rate scaling p4_make_bench report_stats
+PERF := p1_scoring p2_budget p3_step_rate scaling p4_make_bench report_stats p5_slots p6_ledger
 perf: install
 	@rc=0; for b in $(PERF); do echo "== $$b"; $(BIN)/python benchmarks/$$b.py || rc=1; done; exit $$rc
 

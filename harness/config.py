@@ -62,6 +62,9 @@ class Runtime:
     # None: max(300 s, 5 s per test image), generous for any model that is not stuck
     predict_cap_s: float | None = None
     tmp_bytes: int = parse_size("4g")
+    # Several jobs side by side: one per GPU index, or `slots` on the CPU (docs/running.md)
+    gpus: tuple[int, ...] = ()
+    slots: int = 1
 
     def predict_cap(self, images: int) -> float:
         """The run-time cap of one predict job over `images` test images."""
@@ -382,6 +385,8 @@ def _resolve_profile(bench: Benchmark, name: str) -> Profile:
         grace_s=parse_duration(rt.get("grace", "60s")),
         predict_cap_s=parse_duration(rt["predict_cap"]) if "predict_cap" in rt else None,
         tmp_bytes=parse_size(rt.get("tmp_size", "4g")),
+        gpus=tuple(rt.get("gpus", ())),
+        slots=rt.get("slots", 1),
         sandbox_relaxations=tuple(k for k, on in rt.get("sandbox", {}).items() if on),
     )
     masks = prof["masks"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -93,6 +94,19 @@ _MIGRATIONS: list[tuple[str, str]] = [
     ALTER TABLE scores ADD COLUMN snapshot_s REAL
     """,
     ),
+    (
+        "0004_external_jobs",
+        """
+    CREATE TABLE external_jobs (
+        step_key TEXT NOT NULL REFERENCES steps(key),
+        attempt INTEGER NOT NULL,
+        job_id TEXT NOT NULL,
+        adopted INTEGER NOT NULL,
+        recorded_at REAL NOT NULL
+    );
+    CREATE INDEX external_jobs_by_step ON external_jobs (step_key);
+    """,
+    ),
 ]
 
 
@@ -143,14 +157,24 @@ def _decode_step(row: sqlite3.Row) -> Step:
 
 
 class Ledger:
-    """All SQL of the harness. Every state change is one transaction."""
+    """All SQL of the harness. Every state change is one transaction.
 
-    def __init__(self, path: Path) -> None:
+    One connection, shared by the threads of a run with several slots: a lock serialises its
+    use, so one thread's statements never land inside another's transaction.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()
+        if read_only:
+            self.conn = open_read_only(self.path)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Checked before anything is written: a damaged ledger must be refused, not built on.
         check_ledger(self.path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=30, check_same_thread=False
+        )
         try:
             self.conn.row_factory = sqlite3.Row
             self.conn.text_factory = _text_factory(self.path)
@@ -161,6 +185,12 @@ class Ledger:
         except sqlite3.DatabaseError as error:
             self.conn.close()
             raise _damaged(self.path, str(error)) from None
+
+    @classmethod
+    def read_only(cls, path: Path) -> Ledger:
+        """The ledger's queries over a read-only connection, for reports, which must never
+        change a run (a plain Ledger opens read-write and migrates)."""
+        return cls(path, read_only=True)
 
     @classmethod
     def in_run_dir(cls, run_dir: Path) -> Ledger:
@@ -177,13 +207,19 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of one query, fetched under the lock (a cursor left open would read later)."""
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
 
     def _migrate(self) -> None:
         self.conn.executescript(_SCHEMA)
@@ -199,19 +235,17 @@ class Ledger:
                 )
 
     def migrations(self) -> list[str]:
-        return [r["name"] for r in self.conn.execute("SELECT name FROM migrations ORDER BY name")]
+        return [r["name"] for r in self._read("SELECT name FROM migrations ORDER BY name")]
 
     def get(self, key: str) -> Step | None:
-        row = self.conn.execute("SELECT * FROM steps WHERE key = ?", (key,)).fetchone()
-        return _row_to_step(row) if row else None
+        rows = self._read("SELECT * FROM steps WHERE key = ?", (key,))
+        return _row_to_step(rows[0]) if rows else None
 
     def steps(self, kind: str | None = None) -> list[Step]:
         if kind is None:
-            rows = self.conn.execute("SELECT * FROM steps ORDER BY started_at")
+            rows = self._read("SELECT * FROM steps ORDER BY started_at")
         else:
-            rows = self.conn.execute(
-                "SELECT * FROM steps WHERE kind = ? ORDER BY started_at", (kind,)
-            )
+            rows = self._read("SELECT * FROM steps WHERE kind = ? ORDER BY started_at", (kind,))
         return [_row_to_step(r) for r in rows]
 
     def begin(self, key: str, kind: str, label: str, spec: Mapping[str, Any]) -> int:
@@ -280,7 +314,7 @@ class Ledger:
             if step is None:
                 return []
             attempt = step.attempt
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT body FROM events WHERE step_key = ? AND attempt = ? ORDER BY seq",
             (key, attempt),
         )
@@ -290,12 +324,31 @@ class Ledger:
         if attempt is None:
             step = self.get(key)
             attempt = step.attempt if step else 0
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT line_no, message FROM violations WHERE step_key = ? AND attempt = ?"
             " ORDER BY line_no",
             (key, attempt),
         )
         return [f"line {r['line_no']}: {r['message']}" for r in rows]
+
+    def add_external_job(self, key: str, attempt: int, job_id: str, adopted: bool) -> None:
+        """Record that attempt `attempt` of step `key` ran as scheduler job `job_id` (Slurm),
+        submitted for it or, after a crash, `adopted` from an earlier attempt."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO external_jobs (step_key, attempt, job_id, adopted, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, attempt, job_id, int(adopted), time.time()),
+            )
+
+    def external_jobs(self, key: str) -> list[tuple[int, str, bool]]:
+        """(attempt, job ID, adopted) of every scheduler job recorded for step `key`."""
+        rows = self._read(
+            "SELECT attempt, job_id, adopted FROM external_jobs WHERE step_key = ?"
+            " ORDER BY attempt, recorded_at",
+            (key,),
+        )
+        return [(r["attempt"], r["job_id"], bool(r["adopted"])) for r in rows]
 
     def put_scores(
         self,
@@ -340,13 +393,13 @@ class Ledger:
     def score_rows(self) -> list[dict[str, Any]]:
         """Every per-image score of the run's completed score steps; `seed` and `snapshot_s`
         are None in rows older than 0003_score_runs (and in a read-only ledger without it)."""
-        columns = {r["name"] for r in self.conn.execute("PRAGMA table_info(scores)")}
+        columns = {r["name"] for r in self._read("PRAGMA table_info(scores)")}
         runs = (
             "s.seed, s.snapshot_s"
             if {"seed", "snapshot_s"} <= columns
             else "NULL AS seed, NULL AS snapshot_s"
         )
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT s.source, s.model, s.test_set, s.image, s.variant, s.hole_fraction, s.bin,"
             f" s.metric, s.value, {runs} FROM scores s JOIN steps t ON t.key = s.step_key"
             " WHERE t.status = 'done' ORDER BY s.source, s.test_set, s.model, s.image"
@@ -354,7 +407,7 @@ class Ledger:
         return [dict(r) for r in rows]
 
     def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return self._read("PRAGMA integrity_check")[0][0] == "ok"
 
 
 def _number(value: Any) -> float | None:

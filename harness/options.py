@@ -86,6 +86,39 @@ def gpu_option(f: F) -> F:
     )(f)
 
 
+def _parse_gpus(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    try:
+        gpus = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected GPU indices separated by commas (e.g. 0,1,2,3), got {value!r}", ctx, param
+        ) from None
+    if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise click.BadParameter(f"{value}: give each GPU index (0 or more) once", ctx, param)
+    return gpus
+
+
+def slots_options(f: F) -> F:
+    """--gpus and --slots: several jobs side by side, one per device (docs/running.md)."""
+    f = click.option(
+        "--slots",
+        type=click.IntRange(min=1),
+        default=None,
+        help="On the CPU: run this many jobs side by side, each with cores/slots threads "
+        "(default: runtime.slots, else 1).",
+    )(f)
+    return click.option(
+        "--gpus",
+        callback=_parse_gpus,
+        metavar="0,1,...",
+        default=None,
+        help="Run one job per listed NVIDIA GPU at a time, each pinned to its GPU "
+        "(default: runtime.gpus).",
+    )(f)
+
+
 UPSTREAM_ENV_PREFIX = "INPAINT_UPSTREAM_"
 
 

@@ -1,13 +1,16 @@
 """`inpaint-bench run`: for each model × training source × training seed, train under the
 budget, then predict every test set from the final checkpoint and from each snapshot kept on the
 way (harness/checkpoints.py); after every model, score each test set's predictions in one
-metrics job; strictly one job at a time. Each step is recorded in the run's ledger under a
+metrics job. Each model's describe and each lane (one model × source × seed: train, then predict
+every test set) is a task for the slot executor: one at a time on one slot, side by side on
+several (`--gpus`, `--slots`), one job per slot. Each step is recorded in the run's ledger under a
 content key, so a rerun skips what is done and a crash loses nothing that completed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -29,6 +32,7 @@ from harness.data.atomic import atomic_write_text
 from harness.data.layout import DataLayout
 from harness.data.manifest import data_identity
 from harness.errors import DataError, HarnessError
+from harness.executors.slots import Slot, SlotExecutor
 from harness.images import ImageFolder
 from harness.jobs import spec_of, train_job, write_job
 from harness.ledger import Ledger, content_key
@@ -39,6 +43,17 @@ from harness.steps import RunSummary, StepResult
 from harness.supervisor import supervise
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lane:
+    """One slot's unit of work: `model` trained on `source` with `seed`, then predicting every
+    test set."""
+
+    model: ModelEntry
+    folder: ImageFolder
+    source: str
+    seed: int
 
 
 class Pipeline:
@@ -53,13 +68,16 @@ class Pipeline:
         image_base: Path | None = None,
         score: bool = True,
         weights_dir: Path | None = None,
+        slots: list[Slot] | None = None,
     ) -> None:
         self.profile = profile
         self.run_dir = Path(run_dir).resolve()
         self.runner = runner
         self.reporter = reporter
-        self.gpu = gpu
-        self.device = "cpu" if gpu is None else "cuda"
+        # Several slots: one job per slot at a time; the first slot's GPU is the run's own.
+        self.slots = slots or [Slot(0, gpu)]
+        self.gpu = self.slots[0].gpu
+        self.device = "cpu" if self.gpu is None else "cuda"
         self.max_steps = max_steps
         self.image_base = image_base
         self.score = score
@@ -67,6 +85,7 @@ class Pipeline:
         self.layout = DataLayout(profile.data_root)
         self.run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:12]
         self._pending: list[scoring.PendingScore] = []
+        self._executor = SlotExecutor(self.slots[:1])
 
     # --- the run, top to bottom ---------------------------------------------------------------
 
@@ -83,6 +102,7 @@ class Pipeline:
         leftovers = getattr(self.runner, "remove_leftovers", None)
         if leftovers is not None and leftovers(self.run_id):
             self.reporter.note("removed containers an interrupted run left behind")
+        self._executor = SlotExecutor(self.slots)
         with Ledger.in_run_dir(self.run_dir) as ledger:
             inputs = {
                 t: self._masked_inputs(ledger, summary, t, data_id) for t in self.profile.test_sets
@@ -100,24 +120,18 @@ class Pipeline:
                     self._record_skip(model.name, missing)
                     self.reporter.note(f"skipping: {missing}")
                     continue
-                describing.describe(self, ledger, summary, model, folder)
+                self._executor.submit(
+                    functools.partial(describing.describe, self, ledger, summary, model, folder)
+                )
                 for source in self.profile.sources:
                     for seed in self.profile.training_seeds:
-                        train = self._train(ledger, summary, model, folder, source, data_id, seed)
-                        for checkpoint in self._checkpoints(model, seed, train):
-                            for test_set in self.profile.test_sets:
-                                self._predict(
-                                    ledger,
-                                    summary,
-                                    model,
-                                    folder,
-                                    source,
-                                    test_set,
-                                    train,
-                                    inputs[test_set],
-                                    checkpoint,
-                                )
+                        lane = Lane(model, folder, source, seed)
+                        self._executor.submit(
+                            functools.partial(self._lane, ledger, summary, lane, data_id, inputs)
+                        )
+            self._executor.join()
             if self.score:  # after every model: one metrics job per test set scores them all
+                self._pending.sort(key=self._lane_order)  # lanes end in any order
                 scoring.score_all(self, ledger, summary, self._pending)
         return summary
 
@@ -128,6 +142,47 @@ class Pipeline:
         if missing and kept:
             self.reporter.note(f"  no snapshot kept at {', '.join(missing)}")
         return found
+
+    def _lane(
+        self,
+        ledger: Ledger,
+        summary: RunSummary,
+        lane: Lane,
+        data_id: str,
+        inputs: dict[str, Path],
+    ) -> None:
+        """One unit of work for a slot: train the model on the source with the lane's seed, then
+        predict every test set from each checkpoint kept."""
+        model, folder, source, seed = lane.model, lane.folder, lane.source, lane.seed
+        train = self._train(ledger, summary, model, folder, source, data_id, seed)
+        for checkpoint in self._checkpoints(model, seed, train):
+            for test_set in self.profile.test_sets:
+                self._predict(
+                    ledger,
+                    summary,
+                    model,
+                    folder,
+                    source,
+                    test_set,
+                    train,
+                    inputs[test_set],
+                    checkpoint,
+                )
+
+    def _lane_order(self, item: scoring.PendingScore) -> tuple[Any, ...]:
+        """Where a prediction stands in a one-slot run: models, sources, seeds, checkpoints and
+        test sets in the profile's order (the score job's events go to its first model's step)."""
+        names = [m.name for m in self.profile.models]
+        seeds = list(self.profile.training_seeds)
+        checkpoint = item.checkpoint
+        return (
+            names.index(item.model.name),
+            list(self.profile.sources).index(item.source),
+            seeds.index(checkpoint.seed) if checkpoint.seed in seeds else len(seeds),
+            checkpoint.snapshot_s is not None,
+            checkpoint.snapshot_s or 0.0,
+            list(self.profile.test_sets).index(item.test_set),
+        )
 
     def _folder(self, model: ModelEntry) -> ImageFolder | None:
         try:
@@ -232,13 +287,19 @@ class Pipeline:
         def on_violation(line_no: int, message: str) -> None:
             ledger.add_violation(key, attempt, line_no, message)
 
-        launch = dataclasses.replace(launch, key=key, run_id=self.run_id)
-        process = self.runner.start(launch)
-        try:
-            with job_display(self.reporter, label, launch.limits.budget_s) as display:
-                return supervise(process, launch, on_event, on_violation)
-        finally:
-            process.cleanup()
+        slot = self._executor.current_slot()
+        launch = slot.pin(dataclasses.replace(launch, key=key, run_id=self.run_id))
+        if len(self.slots) > 1:
+            label = f"[{slot.label}] {label}"
+        with (
+            self._executor.job(lambda: self.runner.start(launch)) as process,
+            job_display(self.reporter, label, launch.limits.budget_s) as display,
+        ):
+            job_id = getattr(process, "job_id", None)  # a Slurm job (--executor slurm)
+            if job_id is not None:
+                ledger.add_external_job(key, attempt, job_id, getattr(process, "adopted", False))
+            outcome = supervise(process, launch, on_event, on_violation)
+        return outcome
 
     # --- steps ----------------------------------------------------------------------------------
 

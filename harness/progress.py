@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -48,6 +49,16 @@ class RichReporter:
         from rich.console import Console
 
         self.console = Console(stderr=True)
+        self._bars: _SharedBars | None = None
+        self._bars_lock = threading.Lock()
+
+    def bars(self) -> _SharedBars:
+        """The one live display of this reporter: rich allows one at a time, and jobs running
+        side by side (several slots) each get a line in it."""
+        with self._bars_lock:
+            if self._bars is None or self._bars.console is not self.console:
+                self._bars = _SharedBars(self.console)
+            return self._bars
 
     def track(self, items: Iterable[T], total: int | None, description: str) -> Iterator[T]:
         from rich.progress import track
@@ -89,13 +100,13 @@ class _NoDisplay:
         return None
 
 
-class _RichJobDisplay:
-    """A bar over the budget: time left, step, losses and images/s."""
+class _SharedBars:
+    """One rich Progress holding a line per job in flight; live while any job is."""
 
-    def __init__(self, console: Console, label: str, budget_s: float) -> None:
+    def __init__(self, console: Console) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.budget_s = budget_s
+        self.console = console
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -104,16 +115,42 @@ class _RichJobDisplay:
             console=console,
             transient=True,
         )
-        self.task = self.progress.add_task(label, total=budget_s, status="setting up")
+        self._lock = threading.Lock()
+        self._open = 0
+
+    def add(self, label: str, budget_s: float) -> Any:
+        with self._lock:
+            if self._open == 0:
+                self.progress.start()
+            self._open += 1
+            return self.progress.add_task(label, total=budget_s, status="setting up")
+
+    def remove(self, task: Any) -> None:
+        with self._lock:
+            self._open -= 1
+            if self._open == 0:
+                self.progress.stop()  # before removing: the last frame still shows the job
+            self.progress.remove_task(task)
+
+
+class _RichJobDisplay:
+    """A bar over the budget: time left, step, losses and images/s."""
+
+    def __init__(self, bars: _SharedBars, label: str, budget_s: float) -> None:
+        self.bars = bars
+        self.progress = bars.progress
+        self.label = label
+        self.budget_s = budget_s
+        self.task: Any = None
         self.start_time: float | None = None
         self.first: tuple[float, int] | None = None
 
     def __enter__(self) -> _RichJobDisplay:
-        self.progress.start()
+        self.task = self.bars.add(self.label, self.budget_s)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        self.bars.remove(self.task)
 
     def update(self, event: dict[str, Any]) -> None:
         now = float(event.get("time", 0.0))
@@ -145,5 +182,5 @@ class _RichJobDisplay:
 def job_display(reporter: Reporter, label: str, budget_s: float) -> JobDisplay:
     """A live bar for a rich reporter, nothing otherwise."""
     if isinstance(reporter, RichReporter):
-        return _RichJobDisplay(reporter.console, label, budget_s)
+        return _RichJobDisplay(reporter.bars(), label, budget_s)
     return _NoDisplay()

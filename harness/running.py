@@ -12,6 +12,7 @@ from harness.autoprofile import choose_profile
 from harness.config import Runtime, load_benchmark
 from harness.data.check import check_data
 from harness.errors import DataError, HarnessError
+from harness.executors.slots import Slot, plan_slots
 from harness.pipeline import Pipeline, RunSummary
 from harness.progress import Reporter
 from harness.runners.base import Runner
@@ -95,6 +96,21 @@ class RunRequest:
     max_steps: int | None = None
     weights_dir: Path | None = None
     score: bool = True
+    gpus: tuple[int, ...] = ()
+    slots: int | None = None
+    executor: str = "host"
+
+    def slot_plan(self, runtime: Runtime) -> list[Slot]:
+        """The run's slots: from --gpu, --gpus or --slots if any was given, else from
+        runtime.gpus / runtime.slots of benchmark.yaml."""
+        if self.executor == "slurm":
+            # Slots are Slurm jobs in flight, each asking for a GPU where the run uses one.
+            gpu = self.gpu if self.gpu is not None else next(iter(self.gpus), None)
+            return [Slot(i, gpu) for i in range(self.slots or 1)]
+        if self.gpu is not None or self.gpus or self.slots is not None:
+            gpus = self.gpus or (() if self.gpu is None else (self.gpu,))
+            return plan_slots(gpus, self.slots or 1)
+        return plan_slots(runtime.gpus, runtime.slots)
 
 
 def run_command(request: RunRequest, reporter: Reporter) -> RunSummary:
@@ -114,18 +130,37 @@ def run_command(request: RunRequest, reporter: Reporter) -> RunSummary:
     )
     run_dir = request.run_dir or request.config_path.parent / "runs" / choice.profile
     reporter.note(f"run folder: {run_dir}")
+    if request.executor == "slurm":
+        runner = slurm_runner(runner, run_dir)
+    slots = request.slot_plan(profile.runtime)
+    if len(slots) > 1:
+        threads = f", {slots[0].threads} CPU thread(s) each" if slots[0].threads else ""
+        reporter.note(f"slots: {', '.join(s.label for s in slots)}{threads}")
     pipeline = Pipeline(
         profile,
         run_dir,
         runner,
         reporter,
-        gpu=request.gpu,
         max_steps=request.max_steps,
         image_base=request.config_path.resolve().parent,
         score=request.score,
         weights_dir=request.weights_dir,
+        slots=slots,
     )
     return pipeline.run()
+
+
+def slurm_runner(runner: Runner, run_dir: Path) -> Runner:
+    """The chosen runner's jobs as Slurm jobs (the local runner on the nodes, for now)."""
+    from harness.executors.slurm import SlurmRunner, sbatch_args_from_env
+
+    if not isinstance(runner, LocalRunner):
+        raise HarnessError(
+            "--executor slurm: jobs run through the local runner on the nodes (docker there is"
+            " not built yet)",
+            "add --runner local",
+        )
+    return SlurmRunner(runner, run_dir, sbatch_args_from_env())
 
 
 def format_summary(summary: RunSummary) -> str:

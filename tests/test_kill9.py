@@ -16,6 +16,9 @@ After every kill: the ledger passes `PRAGMA integrity_check`, no job the killed 
 outlives it, and every step recorded done before is still done under the same attempt and start
 time (never redone). Every completed folder holds the reference run's scores (CSV bytes and ledger
 rows) and prediction PNGs, byte for byte: the fixture model is deterministic.
+
+With two CPU slots (`--slots 2`), a second test kills the harness while two trainings are in
+flight at once and checks the same guarantees against a one-slot run.
 """
 
 from __future__ import annotations
@@ -291,3 +294,84 @@ def test_kill_9_at_20_moments_loses_nothing_and_redoes_nothing(tmp_path: Path) -
         f" done-step checks, 0 redone; attempts in the last ledger: {attempts}; killed during:"
         f" {tally.phases}"
     )
+
+
+def jobs_of_group(run_dir: Path) -> list[int]:
+    """Jobs of `run_dir` still alive, zombies left out (a reaped child is gone)."""
+    alive = []
+    for pid in jobs_of(run_dir):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+@pytest.mark.slow
+def test_kill_9_with_two_jobs_in_flight_leaves_no_orphan_and_resumes(tmp_path: Path) -> None:
+    """Two CPU slots: the harness is killed while both trainings run (each waits at a
+    rendezvous for the other, so both are seen up at once); the rerun finishes with the
+    results of a one-slot run, and only the two killed trainings run a second time."""
+    models = {
+        m: {"image": str(FAULTY), "batch_size": 1, "hyperparameters": {"fault": "rendezvous"}}
+        for m in MODELS
+    }
+    config = write_tiny_benchmark(tmp_path, models, train=(4, 1), test=3)
+    meet = tmp_path / "meet"
+    meet.mkdir()
+
+    def env(wanted: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "INPAINT_TEST_RENDEZVOUS": str(meet),
+            "INPAINT_TEST_RENDEZVOUS_N": str(wanted),
+        }
+
+    def clear_meet() -> None:
+        for path in meet.iterdir():
+            path.unlink()
+
+    reference_dir = tmp_path / "reference"  # one slot: each training meets only itself
+    first = subprocess.run(
+        command(config, reference_dir), capture_output=True, text=True, env=env(1)
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    reference = results(reference_dir)
+    _, reference_steps, scores = read_ledger(reference_dir)
+    clear_meet()
+
+    run_dir = tmp_path / "run"
+    argv = [*command(config, run_dir), "--slots", "2"]
+    harness = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(len(MODELS))
+    )
+    try:
+        # Both trainings are up once both have written their rendezvous files.
+        while len([p for p in meet.iterdir() if not p.name.startswith(".")]) < len(MODELS):
+            assert harness.poll() is None, "the harness ended before both jobs were up"
+            time.sleep(0.01)
+        in_flight = jobs_of_group(run_dir)
+        os.kill(harness.pid, signal.SIGKILL)
+    finally:
+        harness.wait()
+    assert len(in_flight) >= len(MODELS), f"jobs seen in flight: {in_flight}"
+    deadline = time.monotonic() + 10
+    while jobs_of_group(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert jobs_of_group(run_dir) == [], "a job outlived the killed harness"
+    ok, killed, _ = read_ledger(run_dir)
+    assert ok, "the ledger fails integrity_check"
+    trains = {k: v for k, v in killed.items() if k.startswith("train ")}
+    assert sorted(trains) == [f"train {m} on scenes" for m in MODELS]
+    assert {v[:2] for v in trains.values()} == {("running", 1)}
+
+    clear_meet()
+    rerun = subprocess.run(argv, capture_output=True, text=True, env=env(len(MODELS)))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    steps = check_completed(run_dir, reference, scores)
+    assert set(steps) == set(reference_steps), "steps differ from the one-slot run's"
+    never_redone({k: v for k, v in killed.items() if v[0] == "done"}, steps, "rerun")
+    attempts = {k: v[1] for k, v in steps.items()}
+    assert attempts == {k: 2 if k in trains else 1 for k in steps}, attempts

@@ -65,3 +65,24 @@ def test_predict_display_counts_images() -> None:
 
 def test_quiet_and_ci_get_no_display() -> None:
     assert isinstance(job_display(SilentReporter(), "x", 1.0), _NoDisplay)
+
+
+def test_jobs_side_by_side_each_get_a_line_of_one_live_display() -> None:
+    reporter, buffer = rich_reporter()
+    first = job_display(reporter, "[cpu slot 0] train m0 on scenes", budget_s=60.0)
+    second = job_display(reporter, "[cpu slot 1] train m1 on scenes", budget_s=60.0)
+    # rich allows one live display at a time: a second Progress started here would raise.
+    with first as one, second as two:
+        assert one.progress is two.progress
+        one.update({"event": "run_start", "time": 0.0})
+        two.update({"event": "run_start", "time": 0.0})
+        one.progress.refresh()
+        lines = buffer.getvalue()
+        assert "train m0 on scenes" in lines and "train m1 on scenes" in lines
+        assert [t.description for t in one.progress.tasks] == [
+            "[cpu slot 0] train m0 on scenes",
+            "[cpu slot 1] train m1 on scenes",
+        ]
+    assert one.progress.tasks == [] and not one.progress.live.is_started
+    with job_display(reporter, "predict m0", budget_s=1.0) as again:  # the display restarts
+        assert again.progress.live.is_started

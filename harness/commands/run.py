@@ -15,6 +15,7 @@ from harness.options import (
     quiet_option,
     run_dir_option,
     runner_option,
+    slots_options,
     upstream_option,
 )
 from harness.progress import make_reporter
@@ -27,6 +28,7 @@ from harness.running import RunRequest, format_summary, run_command
 @run_dir_option()
 @runner_option
 @gpu_option
+@slots_options
 @upstream_option
 @click.option(
     "--max-steps",
@@ -42,6 +44,14 @@ from harness.running import RunRequest, format_summary, run_command
     "(local runner; the metrics image bakes its own).",
 )
 @click.option("--no-score", is_flag=True, help="Stop after the predictions.")
+@click.option(
+    "--executor",
+    type=click.Choice(["host", "slurm"]),
+    default="host",
+    show_default=True,
+    help="host: jobs run on this machine; slurm: each job is a Slurm batch job (submitted from "
+    "here, --slots of them in flight; extra sbatch arguments from $INPAINT_SLURM_ARGS).",
+)
 @quiet_option
 def run(
     config_path: Path,
@@ -49,23 +59,33 @@ def run(
     run_dir: Path | None,
     runner: str,
     gpu: int | None,
+    gpus: tuple[int, ...],
+    slots: int | None,
     upstream_src: tuple[tuple[str, Path], ...],
     max_steps: int | None,
     weights_dir: Path | None,
     no_score: bool,
+    executor: str,
     quiet: bool,
 ) -> None:
     """Train each model on each training source under its budget, predict every test set, score.
 
-    One job at a time. Completed steps are recorded in RUN_DIR/ledger.sqlite and skipped when
-    the same command runs again. Then writes RUN_DIR/report/ (as `inpaint-bench report`) and
-    prints its path and main tables; exits 1 after that if any step failed.
+    One job at a time, or one per GPU (--gpus) or CPU slot (--slots) side by side.
+    Completed steps are recorded in RUN_DIR/ledger.sqlite and skipped when the same command
+    runs again. Then writes RUN_DIR/report/ (as `inpaint-bench report`) and prints its path
+    and main tables; exits 1 after that if any step failed.
 
     \b
     Example:
         inpaint-bench run --profile sample --runner local
         inpaint-bench run --profile seed --gpu 0 --run-dir runs/seed
+        inpaint-bench run --profile seed --gpus 0,1,2,3 --run-dir runs/seed
+        inpaint-bench run --profile seed --executor slurm --runner local --gpu 0 --slots 24
     """
+    if gpu is not None and gpus:
+        raise click.UsageError("--gpu and --gpus: give one of them (--gpus 0 is --gpu 0)")
+    if gpus and slots is not None and executor == "host":
+        raise click.UsageError("--gpus and --slots: give one of them (a GPU is a slot)")
     if run_dir is not None:
         # Refuse a damaged ledger before the run folder is touched (run.json is written first).
         check_ledger(run_dir / LEDGER_NAME)
@@ -82,6 +102,9 @@ def run(
         max_steps,
         weights_dir,
         score=not no_score,
+        gpus=gpus,
+        slots=slots,
+        executor=executor,
     )
     summary = run_command(request, reporter)
     click.echo(format_summary(summary))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from harness.errors import DataError
 from harness.images import REPO
-from harness.ledger import LEDGER_NAME, Ledger, Step, open_read_only
+from harness.ledger import LEDGER_NAME, Ledger, Step
 
 SCORE_COLUMNS = [
     "source",
@@ -162,12 +162,8 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def _read_only_ledger(path: Path) -> Ledger:
-    # Ledger() opens read-write and migrates; a report must never change a run. Borrow the
-    # ledger's own queries (ledger.py owns all SQL) over a read-only connection instead.
-    ledger = Ledger.__new__(Ledger)
-    ledger.path = path
-    ledger.conn = open_read_only(path)
-    return ledger
+    # Ledger() opens read-write and migrates; a report must never change a run.
+    return Ledger.read_only(path)
 
 
 def _run_info(path: Path) -> dict[str, Any]:

@@ -299,7 +299,8 @@ class LocalRunner:
             {name: Path(path).resolve() for name, path in launch.mounts.data.items()},
             launch.mounts.outputs.resolve().parent
             / ".data-stage"
-            / f"{launch.model}-{launch.command}-{os.getpid()}",
+            # the step's key too: jobs side by side (several slots) share the parent folder
+            / f"{launch.model}-{launch.command}-{launch.key[:12]}-{os.getpid()}",
         )
         for path in (launch.mounts.checkpoints, launch.mounts.outputs):
             path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,225 @@
+"""`--executor slurm`: every job of the run becomes a Slurm batch job; the harness on the login
+node submits it, follows it and stays the ledger's only writer.
+
+A `SlurmRunner` stands where the local runner stands in the pipeline: `start(launch)` writes
+the launch to RUN_DIR/slurm/<name>.launch.json and submits `python -m harness.executors.node`
+on it (`sbatch`), named `ib-<run id>-<step key>-<command>`; the returned `SlurmJob` is a
+`Process` the supervisor follows as it follows a local one: it reads the events file the node
+appends to, signals through `scancel`, and ends with the node's exit file. The slot executor
+decides how many jobs are in flight (`--slots`) and in which order, so a step is submitted only
+once the steps it needs are done (the harness needs their outcome anyway).
+
+Adoption: a rerun after the harness died finds a job of the same name still pending or running
+(`squeue -n`) and follows it from its first event instead of submitting it again.
+
+Plain `sbatch`/`squeue`/`scancel` rather than submitit: submitit runs a pickled function and
+returns its pickled result at the end, while here the job's events must stream to the login
+node while it runs, signals must reach the job's process group, and a job must be found again by
+name after the harness died; three commands do that (docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from harness.data.atomic import atomic_write_text
+from harness.errors import HarnessError
+from harness.executors.node import launch_to_json
+from harness.executors.slots import THREAD_VARIABLES
+from harness.runners.base import Launch
+from harness.runners.local import LocalRunner
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2  # the events and exit files, on the shared filesystem
+QUEUE_POLL_S = 5.0  # squeue, which asks slurmctld: not more often per job
+ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _slurm(args: list[str]) -> str:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise HarnessError(
+            f"{args[0]}: not found: --executor slurm needs the Slurm client commands",
+            "run on the cluster's login node, or use --slots on one host",
+        ) from None
+    if done.returncode != 0:
+        raise HarnessError(f"{' '.join(args)}: {done.stderr.strip()}", "check `sinfo`")
+    return done.stdout
+
+
+def job_states(name: str) -> dict[str, str]:
+    """Job ID → state of the jobs called `name` that Slurm still lists."""
+    out = _slurm(["squeue", "-h", "-n", name, "-o", "%i %T"])
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def time_limit_min(launch: Launch) -> int:
+    """Budget + setup cap + two graces (SIGTERM, then SIGKILL) + a minute for the node."""
+    limits = launch.limits
+    return math.ceil((limits.budget_s + limits.setup_cap_s + 2 * limits.grace_s) / 60) + 1
+
+
+class SlurmJob:
+    """A submitted (or adopted) Slurm job, followed like a local process."""
+
+    def __init__(self, job_id: str, name: str, events: Path, exit_file: Path, adopted: bool):
+        self.job_id = job_id
+        self.name = name
+        self.events = events
+        self.exit_file = exit_file
+        self.adopted = adopted
+        self._exit: dict[str, Any] | None = None
+        self._queue_checked = 0.0
+        self._gone = False  # once seen ended, ended for every caller (pump and supervisor)
+
+    def _ended(self) -> bool:
+        if self._gone or self.exit_file.is_file():
+            self._gone = True
+            return True
+        now = time.monotonic()
+        if now - self._queue_checked < QUEUE_POLL_S:
+            return False
+        self._queue_checked = now
+        try:
+            listed = job_states(self.name)
+        except HarnessError as error:  # slurmctld busy or restarting: ask again later
+            log.warning("job %s: %s", self.job_id, error)
+            return False
+        # Gone from the queue: ended (its exit file, if any, is there now), was cancelled, or
+        # its node died.
+        self._gone = listed.get(self.job_id) not in ALIVE
+        return self._gone
+
+    def stdout_chunks(self) -> Iterator[bytes]:
+        offset = 0
+        while True:
+            ended = self._ended()  # before reading: what was written until then is read below
+            if self.events.is_file():
+                with open(self.events, "rb") as handle:
+                    handle.seek(offset)
+                    chunk = handle.read()
+                if chunk:
+                    offset += len(chunk)
+                    yield chunk
+                    continue
+            if ended:
+                return
+            time.sleep(POLL_S)
+
+    def send_signal(self, signum: int) -> None:
+        if signum == signal.SIGKILL:
+            _slurm(["scancel", self.job_id])
+        else:  # to the batch step, whose node process passes it on to the job
+            _slurm(["scancel", "-b", "-s", signal.Signals(signum).name[3:], self.job_id])
+
+    def wait(self, timeout: float | None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ended():
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_S)
+        exit_info = self._exit_info()
+        return int(exit_info.get("exit_code", -signal.SIGKILL))
+
+    def _exit_info(self) -> dict[str, Any]:
+        if self._exit is None and self.exit_file.is_file():
+            self._exit = json.loads(self.exit_file.read_text())
+        return self._exit or {}
+
+    def data_changes(self) -> list[str]:
+        return list(self._exit_info().get("data_changes", []))
+
+    def oom_killed(self) -> bool:
+        return False
+
+    def cleanup(self) -> None:
+        """Cancel the job if it still runs; set its files aside, so that the step's next
+        attempt submits afresh instead of adopting this outcome (only a harness that died
+        before this point leaves them for its rerun to adopt)."""
+        if not self._ended():
+            with contextlib.suppress(HarnessError):
+                _slurm(["scancel", self.job_id])
+        done = self.events.parent / "done"
+        done.mkdir(exist_ok=True)
+        for path in self.events.parent.glob(f"{self.name}.*"):
+            path.rename(done / f"{path.name}.{self.job_id}")
+
+
+class SlurmRunner:
+    """Runs each launch as a Slurm job through the local runner on a node."""
+
+    def __init__(self, local: LocalRunner, run_dir: Path, sbatch_args: tuple[str, ...] = ()):
+        self.local = local
+        self.name = local.name
+        self.folder = Path(run_dir).resolve() / "slurm"
+        self.sbatch_args = sbatch_args
+
+    def unavailable(self, model: str, folder: Any) -> str | None:
+        return self.local.unavailable(model, folder)
+
+    def start(self, launch: Launch) -> SlurmJob:
+        name = f"ib-{launch.run_id}-{launch.key[:16]}-{launch.command}"
+        base = self.folder / name
+        events, exit_file = base.with_suffix(".events"), base.with_suffix(".exit.json")
+        recorded = base.with_suffix(".jobid")
+        alive = {i: s for i, s in job_states(name).items() if s in ALIVE}
+        if alive:
+            return SlurmJob(min(alive, key=int), name, events, exit_file, adopted=True)
+        if exit_file.is_file() and recorded.is_file():
+            # It ended while no harness followed it: take its outcome, do not run it again.
+            job_id = recorded.read_text().strip()
+            return SlurmJob(job_id, name, events, exit_file, adopted=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        events.unlink(missing_ok=True)
+        exit_file.unlink(missing_ok=True)
+        spec = base.with_suffix(".launch.json")
+        # The node gets its threads from its CPU allocation, not from the login node's cores.
+        env = {k: v for k, v in launch.env.items() if k not in THREAD_VARIABLES}
+        doc = {
+            "launch": launch_to_json(launch) | {"env": env},
+            "events": str(events),
+            "exit": str(exit_file),
+            "upstream": {k: str(v) for k, v in self.local.upstream_src.items()},
+        }
+        atomic_write_text(spec, json.dumps(doc, indent=1) + "\n")
+        script = base.with_suffix(".sh")
+        atomic_write_text(
+            script,
+            "#!/bin/bash\n"
+            f"export PYTHONPATH={PACKAGE_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}\n"
+            'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"\n'
+            f"exec {sys.executable} -m harness.executors.node {spec}\n",
+        )
+        args = [
+            "sbatch",
+            "--parsable",
+            f"--job-name={name}",
+            f"--output={base.with_suffix('.out')}",
+            f"--chdir={self.folder}",
+            f"--time={time_limit_min(launch)}",
+            *(["--gres=gpu:1"] if launch.gpu is not None else []),
+            *self.sbatch_args,
+            str(script),
+        ]
+        job_id = _slurm(args).strip().split(";")[0]
+        atomic_write_text(recorded, job_id + "\n")
+        return SlurmJob(job_id, name, events, exit_file, adopted=False)
+
+
+def sbatch_args_from_env() -> tuple[str, ...]:
+    """$INPAINT_SLURM_ARGS: extra sbatch arguments for every job (partition, account, CPUs)."""
+    return tuple(os.environ.get("INPAINT_SLURM_ARGS", "").split())
