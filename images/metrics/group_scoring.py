@@ -1,0 +1,169 @@
+"""Every metric of one batch of same-sized images, for each variant (composite, raw): the numpy
+metrics as thread-pool tasks, LPIPS in the pool (CPU) or on the GPU, PSNR and SSIM in torch on
+the scoring device (device_metrics.py) where asked, and raw scores copied from composite where
+the two images are equal. set_scoring.py calls score_group once per (shape group, set).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from lpips_trunks import lpips_distances
+from metrics import METRICS, LPIPSFeatures, LPIPSScorer, composite
+from score_outputs import Timer
+
+
+def _numpy_metrics(
+    names: Sequence[str], image: np.ndarray, gt: np.ndarray, hole: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    scores, seconds = {}, {}
+    for name in names:
+        start = time.perf_counter()
+        fn = METRICS[name].fn
+        assert fn is not None
+        scores[name] = fn(image, gt, hole)
+        seconds[name] = time.perf_counter() - start
+    return scores, seconds
+
+
+def _split(indices: np.ndarray, parts: int) -> list[np.ndarray]:
+    return [p for p in np.array_split(indices, max(1, min(parts, len(indices)))) if len(p)]
+
+
+def _rows(part: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices as a slice (a view, no gathered copy), else the indices."""
+    if len(part) and part[-1] - part[0] == len(part) - 1:
+        return slice(int(part[0]), int(part[-1]) + 1)
+    return part
+
+
+def score_group(
+    gt: np.ndarray,
+    raw: np.ndarray,
+    hole: np.ndarray,
+    variants: Sequence[str],
+    numpy_names: Sequence[str],
+    scorers: dict[str, LPIPSScorer | None],
+    pool: ThreadPoolExecutor,
+    workers: int,
+    timer: Timer,
+    features: dict[int, LPIPSFeatures],
+    on_device: OnDevice | None = None,
+    lpips_in_pool: bool = False,
+) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """Scores[variant][metric] for one batch of same-sized images, and how many raw == comp.
+
+    `features` caches the ground truth's LPIPS features per trunk, for the other sets of the job.
+    `on_device` computes its metrics (PSNR, SSIM) in torch on the scoring device, the pool the rest.
+    `lpips_in_pool`: CPU LPIPS as pool tasks (torch set to one thread by the caller).
+    """
+    start = time.perf_counter()
+    comp = composite(raw, gt, hole)
+    same = np.all(raw == comp, axis=(1, 2, 3))
+    timer.add("composite", time.perf_counter() - start)
+    images = {"composite": comp, "raw": raw}
+    everything = np.arange(len(gt))
+    # Raw scores equal composite scores where the images are equal: compute only the others.
+    todo = {
+        v: everything if v == "composite" or "composite" not in variants else everything[~same]
+        for v in variants
+    }
+    device_names = [m for m in numpy_names if on_device and m in on_device.names]
+    pool_names = [m for m in numpy_names if m not in device_names]
+    # LPIPS on the CPU runs in the pool, single-threaded per task (score_sets sets torch to one
+    # thread): no OpenMP barriers, which stall whenever another process takes a core, and the
+    # trunk overlaps the numpy metrics (GIL released in both).
+    in_pool = {c: s for c, s in scorers.items() if lpips_in_pool and s and s.device.type == "cpu"}
+    pending_features = {
+        id(s): [pool.submit(s.features, gt[_rows(p)]) for p in _split(everything, workers)]
+        for s in in_pool.values()
+        if id(s) not in features
+    }
+    futures: list[tuple[str, np.ndarray, Future[Any]]] = []
+    for variant in variants:
+        for part in _split(todo[variant], workers) if pool_names else []:
+            args = (pool_names, images[variant][part], gt[part], hole[part])
+            futures.append((variant, part, pool.submit(_numpy_metrics, *args)))
+    scores = {v: {m: np.full(len(gt), np.nan) for m in [*numpy_names, *scorers]} for v in variants}
+
+    def collect() -> None:
+        for variant, part, future in futures:
+            values, seconds = future.result()
+            for name, value in values.items():
+                scores[variant][name][part] = value
+            for name, sec in seconds.items():
+                timer.add(name, sec)
+        futures.clear()
+
+    start = time.perf_counter()
+    for key, parts in pending_features.items():
+        features[key] = LPIPSFeatures.cat([f.result() for f in parts])
+    for column, scorer in in_pool.items():
+        for variant in variants:
+            for part in _split(todo[variant], workers):
+                rows = _rows(part)
+                args = (column, scorer, images[variant][rows], features[id(scorer)][rows])
+                futures.append((variant, part, pool.submit(lpips_distances, *args)))
+    cpu_outside = [
+        c for c, s in scorers.items() if s and s.device.type == "cpu" and c not in in_pool
+    ]
+    if cpu_outside:
+        collect()  # one worker: torch's threads would fight the pool's (OpenMP spins)
+    for column, scorer in scorers.items():  # on a GPU, while the pool does the numpy metrics
+        if scorer is None or column in in_pool:
+            continue
+        if id(scorer) not in features:
+            features[id(scorer)] = scorer.features(gt)
+        for variant in variants:
+            part = todo[variant]
+            if len(part) == len(gt):  # every image: no gathered copy of the features
+                scores[variant][column] = scorer.distance(images[variant], features[id(scorer)])
+            elif len(part):
+                gt_features = features[id(scorer)][part]
+                scores[variant][column][part] = scorer.distance(images[variant][part], gt_features)
+    timer.add("lpips", time.perf_counter() - start)
+    if on_device and device_names:
+        start = time.perf_counter()  # queued behind LPIPS on the GPU; the pool keeps decoding
+        for variant in variants:
+            part = todo[variant]
+            if len(part):
+                values = on_device.scores(device_names, images[variant][part], gt[part])
+                for name, value in values.items():
+                    scores[variant][name][part] = value
+        timer.add("device_metrics", time.perf_counter() - start)
+    collect()
+    if "raw" in variants and "composite" in variants:
+        for name in scores["raw"]:
+            scores["raw"][name][same] = scores["composite"][name][same]
+    return scores, int(same.sum())
+
+
+@dataclass(frozen=True)
+class OnDevice:
+    """PSNR and SSIM in torch on the scoring device (device_metrics.py), instead of the pool."""
+
+    device: Any  # torch.device
+
+    @classmethod
+    def build(cls, scorers: Sequence[LPIPSScorer], device: str) -> OnDevice:
+        """On the LPIPS scorers' device; without one, `device` ("auto": CUDA if present)."""
+        if scorers:
+            return cls(scorers[0].device)
+        import torch
+
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(torch.device(auto if device == "auto" else device))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("psnr", "ssim", "ssim_gauss")
+
+    def scores(self, names: Sequence[str], pred: np.ndarray, gt: np.ndarray) -> dict[str, Any]:
+        from device_metrics import device_scores  # imports torch: only where a scorer did
+
+        return device_scores(names, pred, gt, self.device)
