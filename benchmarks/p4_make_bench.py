@@ -90,11 +90,11 @@ def ledger_steps(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def venv_builds(lines: list[tuple[float, str, str]]) -> list[tuple[float, float, str]]:
-    """(start, end, model) of each per-model venv the local runner created: its note, then the
-    ready marker it writes last."""
+    """(start, end, model) of each environment the local runner created (the shared torch and
+    each model's venv over it): its note, then the ready marker it writes last."""
     builds = []
     for at, _, text in lines:
-        match = re.match(r"creating the (\S+) environment in (\S+) \(once", text)
+        match = re.match(r"creating the (.+?) environment in (\S+) \(", text)
         ready = Path(match.group(2)) / ".inpaint-bench-ready" if match else None
         if match and ready is not None and ready.is_file():
             builds.append((at, ready.stat().st_mtime, match.group(1)))
