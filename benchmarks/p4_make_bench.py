@@ -239,6 +239,9 @@ def main() -> None:
         cloned = time.time()
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
         env["CI"] = "true"  # plain notes on stderr, as in a log, not a live display
+        # MADF's and AOT-GAN's VGG loss weights cannot be downloaded here: seeded random ones
+        # cost the same (as in every benchmark); without this those models fail in seconds
+        env.setdefault("INPAINT_RANDOM_LOSS_WEIGHTS", "1")
         if fresh_venvs:
             env["INPAINT_BENCH_VENVS"] = str(tmp / "model-venvs")
         if args.quick:
@@ -315,6 +318,7 @@ def main() -> None:
             for s in steps
         ],
         "disk_mib": disk,
+        "random_loss_weights": env.get("INPAINT_RANDOM_LOSS_WEIGHTS") == "1",
         "upstream_from": {k: v for k, v in os.environ.items() if k.startswith("INPAINT_UPSTREAM_")},
         "cached_outside_the_clone_before": before,
         "load_before": [round(x, 2) for x in load_before],
