@@ -43,8 +43,8 @@ class Folder:
 
 
 def mib(path: Path) -> float:
-    out = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True)
-    return float(out.stdout.split()[0])
+    out = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[0]) / 1024
 
 
 def old_way(tmp: Path) -> dict[str, Any]:
@@ -72,7 +72,8 @@ def new_way(tmp: Path) -> dict[str, Any]:
         for name in ("metrics", "classical"):
             envs.venv_for(Folder(name), reporter)
     base, plan = envs.base_env()
-    torches = sorted(str(p.parent) for p in root.rglob("torch/__init__.py"))
+    # installed distributions, not folders named torch (scipy has one)
+    torches = sorted(str(p) for p in root.rglob("torch-*.dist-info"))
     return {
         "first_s": first.seconds,
         "further_s_each": further.seconds / 2,
@@ -127,7 +128,7 @@ def main() -> None:
     )
     print(
         f"  new, each further venv: {further_s:.2f} s ({m['further_ratio']}x faster),"
-        f" {new[0]['thin_mib_each']:.1f} MiB"
+        f" {new[0]['thin_mib_each'] * 1024:.0f} KiB"
     )
     one_torch = all(len(r["torch_installs"]) == 1 for r in new)
     targets = {"one torch for all model environments (3 environments, 1 torch)": one_torch}
