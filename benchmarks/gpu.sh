@@ -50,7 +50,7 @@ fi
 part train || exit 0
 
 # Real training through the harness: the sample profile's data, the three upstream models,
-# a 15 s budget each, on GPU 0. The local runner's per-model venvs become wrappers around
+# a 15 s budget each, on GPU 0. The local runner's environments become one wrapper around
 # this python3 (the machine is offline: pip cannot install the requirements).
 timeout "${RUN_TIMEOUT:-280}" python3 - "$UPSTREAM" >"$OUT/run.log" 2>&1 <<'EOF'
 import os
@@ -65,15 +65,16 @@ from harness.cli import cli
 upstream = sys.argv[1]
 
 
-def wrapper_venv(venv: Path, requirements: Path, name: str, reporter) -> None:
+def wrapper_venv(folder, reporter=None) -> Path:
+    venv = Path("/tmp/ib-gpu-venv")
     (venv / "bin").mkdir(parents=True, exist_ok=True)
     python = venv / "bin" / "python"
     python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     python.chmod(0o755)
-    (venv / ".inpaint-bench-ready").write_text("this machine's python3 (offline GPU run)\n")
+    return venv
 
 
-local._create_venv = wrapper_venv
+local.venv_for = wrapper_venv
 config = yaml.safe_load(Path("benchmark.yaml").read_text())
 models = os.environ.get("GPU_MODELS", "madf aotgan tfill").split()
 gpu = dict(config["profiles"]["sample"], models=models, train_budget="15s")

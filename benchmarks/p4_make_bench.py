@@ -1,22 +1,30 @@
 """P4 `make bench` with the `sample` profile, as a new user sees it: a fresh clone of the repository
-(`git clone`), then `make bench PROFILE=sample` there, timed to the end, with a per-stage breakdown.
+(`git clone`), then `make bench PROFILE=sample RUNNER=local` there, timed to the end, with a
+per-stage breakdown and the disk it took.
 
     .venv/bin/python benchmarks/p4_make_bench.py           # the full thing, pip install included
+    .venv/bin/python benchmarks/p4_make_bench.py --runner auto   # docker where its images build
     .venv/bin/python benchmarks/p4_make_bench.py --quick   # no install: this checkout's venv runs
                                                            # the clone's harness (PYTHONPATH)
 
 Stages come from three clocks that agree (all wall time on this host): each output line of
 `make` is stamped as it arrives (the harness's notes: profile, sample set, runner, run folder),
-the clone's .venv/.installed marks the end of the install stage, and the run's ledger has every
+the clone's .venv/.installed marks the end of the install stage (the harness alone: what
+`make bench` installs), and the run's ledger has every
 pipeline step's start and end (inputs, describe, train, predict, score); what follows the last
 step is the report.
 
-Target: total wall time ≤ 10 minutes on this machine. What is cached outside the clone is
-reported, not removed: docker images and their build cache (docker runner), upstream checkouts,
-pip's wheel cache. Per-model venvs (local runner) are built afresh in the temporary folder
-(INPAINT_BENCH_VENVS), as a new user would, unless --cached-model-venvs; their pip time is a
-stage of its own, taken out of the step that built them. Models the host cannot run (no
-upstream source offline) are skipped by the harness and listed: they are not in the total.
+Target: total wall time ≤ 10 minutes on this machine. The local runner is the default here, as a
+host without the docker images sees it (`--runner auto` takes images already built on this host,
+which a new user does not have). Disk: `du` of the clone's .venv, the environments, the data
+and the run folder, taken before the temporary folder is removed. What is cached outside the
+clone is reported, not removed: docker images and their build cache (docker runner), upstream
+checkouts, pip's wheel cache. The environments (local runner) are built afresh in the temporary
+folder (INPAINT_BENCH_VENVS), as a new user would, unless --cached-model-venvs; their pip time (the
+shared torch, then each model's venv) is a stage of its own, taken out of the step that built
+them. Models whose upstream source is given by INPAINT_UPSTREAM_<MODEL> run from it; models the
+host cannot run (no upstream source offline) are skipped by the harness and listed: they are
+not in the total.
 """
 
 from __future__ import annotations
@@ -90,11 +98,11 @@ def ledger_steps(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def venv_builds(lines: list[tuple[float, str, str]]) -> list[tuple[float, float, str]]:
-    """(start, end, model) of each per-model venv the local runner created: its note, then the
-    ready marker it writes last."""
+    """(start, end, model) of each environment the local runner created (the shared torch and
+    each model's venv over it): its note, then the ready marker it writes last."""
     builds = []
     for at, _, text in lines:
-        match = re.match(r"creating the (\S+) environment in (\S+) \(once", text)
+        match = re.match(r"creating the (.+?) environment in (\S+) \(", text)
         ready = Path(match.group(2)) / ".inpaint-bench-ready" if match else None
         if match and ready is not None and ready.is_file():
             builds.append((at, ready.stat().st_mtime, match.group(1)))
@@ -112,7 +120,7 @@ def breakdown(
     """Seconds per stage, in order; they add up to end - start."""
     marks: list[tuple[float, str]] = []  # (when a stage ends, its name)
     if installed is not None:
-        marks.append((installed, "install: venv + pip (make install)"))
+        marks.append((installed, "install: venv + harness (make bench's part of make install)"))
     profile_at = first(lines, "profile:")
     if profile_at is not None:
         marks.append((profile_at, "harness start (imports, config, profile choice)"))
@@ -151,7 +159,7 @@ def breakdown(
         for b_start, b_end, model in builds:
             overlap = max(0.0, min(at, b_end) - max(previous, b_start))
             if overlap:
-                stages[f"model venv: {model} (pip)"] = overlap
+                stages[f"environment: {model} (pip)"] = overlap
                 seconds -= overlap
         stages[name] = stages.get(name, 0.0) + seconds
         previous = at
@@ -162,7 +170,7 @@ def cached_outside() -> dict[str, Any]:
     venvs = Path(os.environ.get("INPAINT_BENCH_VENVS", Path.home() / ".cache/inpaint-bench/venvs"))
     upstream = Path.home() / ".cache/inpaint-bench/upstream"
     info: dict[str, Any] = {
-        "model_venvs": sorted(p.name for p in venvs.glob("req-*")) if venvs.is_dir() else [],
+        "model_venvs": sorted(p.name for p in venvs.glob("*-*")) if venvs.is_dir() else [],
         "upstream_checkouts": sorted(p.name for p in upstream.iterdir())
         if upstream.is_dir()
         else [],
@@ -180,12 +188,36 @@ def cached_outside() -> dict[str, Any]:
     return info
 
 
+def disk_use(paths: dict[str, Path]) -> dict[str, float]:
+    """MiB each path takes (du: hard links counted once within a path); the clone's own files
+    exclude the folders listed before it that lie inside it."""
+    use: dict[str, float] = {}
+    for name, path in paths.items():
+        if not path.exists():
+            use[name] = 0.0
+            continue
+        inside = [p for p in paths.values() if p != path and p.is_relative_to(path)]
+        excludes = [f"--exclude={p}" for p in inside]
+        out = subprocess.run(
+            ["du", "-sm", *excludes, str(path)], capture_output=True, text=True, check=True
+        )
+        use[name] = float(out.stdout.split()[0])
+    use["total"] = sum(use.values())
+    return use
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="skip the install: this checkout's venv runs the clone"
     )
     parser.add_argument("--keep", action="store_true", help="keep the clone (its path is printed)")
+    parser.add_argument(
+        "--runner",
+        choices=["local", "auto", "docker"],
+        default="local",
+        help="make bench's RUNNER (default local: a new user's host has no images built)",
+    )
     parser.add_argument(
         "--cached-model-venvs",
         action="store_true",
@@ -207,6 +239,9 @@ def main() -> None:
         cloned = time.time()
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
         env["CI"] = "true"  # plain notes on stderr, as in a log, not a live display
+        # MADF's and AOT-GAN's VGG loss weights cannot be downloaded here: seeded random ones
+        # cost the same (as in every benchmark); without this those models fail in seconds
+        env.setdefault("INPAINT_RANDOM_LOSS_WEIGHTS", "1")
         if fresh_venvs:
             env["INPAINT_BENCH_VENVS"] = str(tmp / "model-venvs")
         if args.quick:
@@ -221,9 +256,11 @@ def main() -> None:
                 "benchmark.yaml",
                 "--profile",
                 "sample",
+                "--runner",
+                args.runner,
             ]
         else:
-            argv = ["make", "bench", "PROFILE=sample"]
+            argv = ["make", "bench", "PROFILE=sample", f"RUNNER={args.runner}"]
         print(f"P4 in {clone}: {' '.join(argv)}", flush=True)
         code, lines = stamped_run(argv, clone, env, tmp / "make.log")
         ended = time.time()
@@ -235,6 +272,17 @@ def main() -> None:
         builds = venv_builds(lines)
         stages = breakdown(cloned, ended, installed, lines, steps, builds)
         tail = [text for _, _, text in lines[-15:]]
+        disk = disk_use(
+            {
+                ".venv (the harness)": clone / ".venv",
+                "environments (shared torch + model venvs)": Path(
+                    env.get("INPAINT_BENCH_VENVS", Path.home() / ".cache/inpaint-bench/venvs")
+                ),
+                "data/sample": clone / "data" / "sample",
+                "runs/sample (the run folder)": run_dir,
+                "the clone's files (git checkout)": clone,
+            }
+        )
     finally:
         if args.keep:
             print(f"kept {tmp}")
@@ -269,6 +317,9 @@ def main() -> None:
             }
             for s in steps
         ],
+        "disk_mib": disk,
+        "random_loss_weights": env.get("INPAINT_RANDOM_LOSS_WEIGHTS") == "1",
+        "upstream_from": {k: v for k, v in os.environ.items() if k.startswith("INPAINT_UPSTREAM_")},
         "cached_outside_the_clone_before": before,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -286,6 +337,9 @@ def main() -> None:
             f"  without the install: {m['after_install_s']:.1f} s"
             f" ({m['after_install_s'] / total:.1%} of the total)"
         )
+    print("  disk (du):")
+    for name, mib in disk.items():
+        print(f"    {name}: {mib / 1024:.2f} GiB")
     if m["skipped"]:
         # not in the total: on a host that can fetch their upstream source they would run
         print(f"  skipped models (NOT in the total): {', '.join(m['skipped'])}")

@@ -1,8 +1,9 @@
 """The local runner: the image folder's entrypoint as a subprocess in a per-model virtualenv.
 
 Same job spec, events and budget as the docker runner, for hosts without Docker and the bare-CPU
-default. The contract's mounts become host folders named by the INPAINT_* variables; the data
-mount is a folder of symlinks holding only what the job needs. It is no sandbox: the docker
+default; its environments (one shared torch, a thin venv per model) are harness.runners.envs.
+The contract's mounts become host folders named by the INPAINT_* variables; the data mount is a
+folder of symlinks holding only what the job needs. It is no sandbox: the docker
 runner is the one that enforces read-only data, no network and dropped privileges. What it does
 do: runtime.memory becomes RLIMIT_DATA on CPU jobs (an allocation past it fails), and a write
 into the data mount is found after the job, undone where it created something, and fails the job.
@@ -11,8 +12,6 @@ into the data mount is found after the job, undone where it created something, a
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import logging
 import os
 import resource
@@ -20,7 +19,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +36,9 @@ from harness.errors import HarnessError
 from harness.images import SDK_DIR, ImageFolder
 from harness.progress import Reporter, SilentReporter
 from harness.runners.base import Launch
+from harness.runners.envs import venv_for
 
 log = logging.getLogger(__name__)
-VENVS_ENV = "INPAINT_BENCH_VENVS"
 _MOUNT_VARIABLES = {
     ENV_DATA,
     ENV_JOB,
@@ -49,65 +47,6 @@ _MOUNT_VARIABLES = {
     "INPAINT_UPSTREAM",
     "INPAINT_CONTRACTS",
 }
-
-
-def venv_root() -> Path:
-    """Where per-model environments live: $INPAINT_BENCH_VENVS or ~/.cache/inpaint-bench/venvs."""
-    default = Path.home() / ".cache" / "inpaint-bench" / "venvs"
-    return Path(os.environ.get(VENVS_ENV, default))
-
-
-def venv_for(folder: ImageFolder, reporter: Reporter | None = None) -> Path:
-    """A virtualenv with the folder's requirements.txt, created once and reused while unchanged."""
-    reporter = reporter or SilentReporter(quiet=True)
-    requirements = folder.path / "requirements.txt"
-    digest = hashlib.sha256(requirements.read_bytes() if requirements.is_file() else b"")
-    digest.update(sys.version.encode())
-    # Keyed by requirements alone: folders that need the same packages share one environment.
-    venv = venv_root() / f"req-{digest.hexdigest()[:16]}"
-    ready = venv / ".inpaint-bench-ready"
-    if ready.is_file():
-        return venv
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    # One creator at a time: two runs (or tests) building the same venv would corrupt it.
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not ready.is_file():
-            _create_venv(venv, requirements, folder.name, reporter)
-    return venv
-
-
-def _create_venv(venv: Path, requirements: Path, name: str, reporter: Reporter) -> None:
-    reporter.note(f"creating the {name} environment in {venv} (once; reused after)")
-    shutil.rmtree(venv, ignore_errors=True)
-    tmp = venv.with_name(venv.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True, capture_output=True)
-        if requirements.is_file():
-            pip = [
-                str(tmp / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-                str(requirements),
-            ]
-            result = subprocess.run(pip, capture_output=True, text=True)
-            if result.returncode != 0:
-                raise HarnessError(
-                    f"{requirements}: pip install failed:\n{result.stderr[-2000:]}",
-                    "check the requirements and that pip can reach its index",
-                )
-        # venvs hard-code their own path in scripts; we only ever call bin/python directly
-        os.replace(tmp, venv)
-        (venv / ".inpaint-bench-ready").write_text(
-            requirements.read_text() if requirements.is_file() else ""
-        )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stage_data(mounts: dict[str, Path], stage: Path) -> Path:
