@@ -163,7 +163,8 @@ CASES = [
 
 def test_every_fault_of_the_fixture_has_a_case() -> None:
     doc = (FAULTY / "adapter.py").read_text().split('"""')[1]
-    listed = doc.split("Faults:", 1)[1].replace("\n", " ").rstrip(". ").split(",")
+    faults = doc.split("Faults:", 1)[1].split("\n\n", 1)[0]  # the list ends at a blank line
+    listed = faults.replace("\n", " ").rstrip(". ").split(",")
     assert sorted(f.strip() for f in listed) == sorted(c.fault for c in CASES)
 
 
