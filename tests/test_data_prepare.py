@@ -17,7 +17,9 @@ from harness.data.check import check_data
 from harness.data.layout import DataLayout, file_name
 from harness.data.manifest import mask_record, read_mask_manifest, write_mask_manifest
 from harness.data.pngs import read_mask, read_rgb, write_png
-from harness.data.prepare import PrepareReport, mask_table, prepare_data, split_seed
+from harness.data.prepare import prepare_data
+from harness.data.prepare_masks import split_seed
+from harness.data.prepare_report import PrepareReport, mask_table
 from harness.errors import DataError
 from harness.progress import SilentReporter
 

@@ -342,15 +342,13 @@ def test_the_harness_png_readers_raise_only_data_errors(tmp_path_factory, data: 
 def test_imported_masks_and_photos_decode_or_are_unreadable(tmp_path_factory, data: bytes) -> None:
     # What `data prepare` runs on each input file; a failure there becomes "unreadable" (a
     # DataError naming the file), so it must come from the decode, never from the conversion.
-    from harness.data.prepare import _guarded, _Unreadable
+    from harness.data.import_pool import Unreadable, guarded
 
     path = write(tmp_path_factory.mktemp("in"), "x.png", data)
-    mask = _guarded(photos.open_mask, lambda gray: photos.mask_white(gray, 16), path)
-    photo = _guarded(
-        lambda p: photos.open_photo(p, 16), lambda img: photos.photo_png(img, 16), path
-    )
-    assert isinstance(mask, _Unreadable | photos.MaskReading)
-    assert isinstance(photo, _Unreadable | bytes)
+    mask = guarded(photos.open_mask, lambda gray: photos.mask_white(gray, 16), path)
+    photo = guarded(lambda p: photos.open_photo(p, 16), lambda img: photos.photo_png(img, 16), path)
+    assert isinstance(mask, Unreadable | photos.MaskReading)
+    assert isinstance(photo, Unreadable | bytes)
 
 
 # --- the image side's job loaders ----------------------------------------------------------

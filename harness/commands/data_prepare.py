@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from harness.data.layout import MASK_SPLITS
-from harness.data.prepare import MaskPolarity, mask_table, prepare_data, report_lines
+from harness.data.prepare import prepare_data
+from harness.data.prepare_masks import MaskPolarity
+from harness.data.prepare_report import mask_table, report_lines
 from harness.options import (
     config_option,
     profile_option,

@@ -15,97 +15,29 @@ that is renamed into place only when complete.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
-from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field
 from functools import partial
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-
-import numpy as np
-from PIL import Image
 
 from harness.config import Profile
-from harness.data import masks as mask_generator
 from harness.data import photos
 from harness.data.atomic import atomic_dir
-from harness.data.layout import AREA_BINS, MASK_SPLITS, DataLayout, bin_label, file_name
-from harness.data.leakage import exact_duplicates, near_duplicates, perceptual_hash
-from harness.data.manifest import MaskRecord, mask_record, write_data_manifest, write_mask_manifest
-from harness.data.mask_levels import SPECKLE_FRACTION, speckles
+from harness.data.import_pool import ImportContext, decoded, guarded, photo_png
+from harness.data.layout import MASK_SPLITS, DataLayout, file_name
+from harness.data.leakage import exact_duplicates, near_duplicates
+from harness.data.manifest import write_data_manifest
 from harness.data.pairs import Pairing, find_pairs, is_mask_name, read_pairs
-from harness.data.photos import MaskReading
-from harness.data.pngs import HOLE, KNOWN, TOO_LARGE, encode_png
+from harness.data.prepare_masks import MaskPolarity, generate_masks, import_masks, import_pairs
+from harness.data.prepare_report import PrepareReport
 from harness.errors import DataError, storage_error
 from harness.progress import Reporter
 
-MaskPolarity = Literal["auto", "hole-white", "hole-black"]
-# Holes cover at most 60% of a mask (the largest NVIDIA bin), so mostly-white means white = known.
-AUTO_WHITE_LIMIT = 0.5
 _WINDOW_PER_WORKER = 2
 _SHOWN_NEAR = 20
-T = TypeVar("T")
-S = TypeVar("S")
-
-
-@dataclass(frozen=True)
-class MaskStats:
-    """What went into masks/<split>: where from, which polarity, and how the areas spread."""
-
-    split: str
-    origin: Path | None  # None: generated
-    polarity: Literal["hole-white", "hole-black", "generated"]
-    auto: bool
-    median_white_fraction: float | None
-    bins: dict[str, int]  # AREA_BINS label (or "other") → number of masks
-    # Imported masks left out, with the reason: not two-level, or a hole fraction outside
-    # hole_range. Replaced by the next mask in seeded order.
-    excluded: tuple[tuple[Path, str], ...]
-    specks: int = 0  # hole components of ≤ SPECKLE_FRACTION of the pixels, in the masks kept
-    speckled: int = 0  # masks kept with at least one speck
-    pairing: str | None = None  # for test masks kept with their photos: the rule that paired them
-
-
-@dataclass(frozen=True)
-class PrepareReport:
-    root: Path
-    images: int
-    masks: tuple[MaskStats, ...]
-    skipped: tuple[tuple[Path, str], ...]  # unreadable inputs left out, with the reason
-    warnings: tuple[str, ...] = ()  # shown even with --quiet: random pairing, near-duplicates
-
-
-@dataclass(frozen=True)
-class _Unreadable:
-    reason: str
-    path: Path | None = None  # the file at fault, when not the one in the work list
-
-
-@dataclass
-class _Context:
-    pool: ThreadPoolExecutor
-    window: int  # decode tasks in flight: enough to keep the pool busy, few to hold in memory
-    reporter: Reporter
-    size: int
-    skip_unreadable: bool
-    skipped: list[tuple[Path, str]]
-    origins: dict[Path, Path] = field(default_factory=dict)  # written PNG → the input it came from
-    digests: dict[Path, str] = field(default_factory=dict)  # written photo → its sha256
-    hashes: dict[Path, np.ndarray] = field(default_factory=dict)  # written photo → its phash
-    warnings: list[str] = field(default_factory=list)
-
-    def wrote_photo(self, dest: Path, origin: Path, png: bytes, phash: np.ndarray | None) -> None:
-        dest.write_bytes(png)
-        self.origins[dest] = origin
-        self.digests[dest] = hashlib.sha256(png).hexdigest()
-        if phash is not None:
-            self.hashes[dest] = phash
 
 
 def prepare_data(
@@ -212,7 +144,7 @@ def _write_tree(
     workers = os.cpu_count() or 4
     with atomic_dir(root, overwrite=overwrite) as tmp, ThreadPoolExecutor(workers) as pool:
         # The pool is shut down (its tasks done) before atomic_dir deletes tmp on error.
-        ctx = _Context(
+        ctx = ImportContext(
             pool,
             _WINDOW_PER_WORKER * workers,
             reporter,
@@ -238,14 +170,14 @@ def _write_tree(
             if split == "test" and paired is not None:
                 name, pairing = paired
                 stats.append(
-                    _import_pairs(
+                    import_pairs(
                         ctx, profile, name, masks["test"], pairing, seed, mask_polarity, layout
                     )
                 )
                 images += profile.masks.test
             elif split in masks:
                 stats.append(
-                    _import_masks(
+                    import_masks(
                         ctx,
                         profile,
                         split,
@@ -256,7 +188,7 @@ def _write_tree(
                     )
                 )
             else:
-                stats.append(_generate_masks(ctx, profile, split, seed, layout.mask_dir(split)))
+                stats.append(generate_masks(ctx, profile, split, seed, layout.mask_dir(split)))
         _refuse_leaks(ctx, tmp)
         write_data_manifest(tmp)
     warnings = notes + ctx.warnings
@@ -352,7 +284,7 @@ def _pairing_warnings(
     ]
 
 
-def _refuse_leaks(ctx: _Context, root: Path) -> None:
+def _refuse_leaks(ctx: ImportContext, root: Path) -> None:
     """Refuse a photo written into two of train, val and test; warn about near copies."""
     exact = exact_duplicates(ctx.digests, root)
     if exact:
@@ -422,64 +354,16 @@ def _order(folder: Path, needed: int, seed: int, key: str, purpose: str) -> list
     return files
 
 
-def _decoded(
-    ctx: _Context, order: list[S], work: Callable[[S], T | _Unreadable]
-) -> Generator[tuple[S, T]]:
-    """Yield `(item, work(item))` in `order` for readable items (a file, or a photo and its
-    mask), a few pool tasks ahead."""
-    pending: deque[tuple[S, Future[T | _Unreadable]]] = deque()
-    upcoming = iter(order)
-    try:
-        while True:
-            while len(pending) < ctx.window and (path := next(upcoming, None)) is not None:
-                pending.append((path, ctx.pool.submit(work, path)))
-            if not pending:
-                return
-            path, future = pending.popleft()
-            result = future.result()
-            if isinstance(result, _Unreadable):
-                culprit = result.path or Path(str(path))
-                if not ctx.skip_unreadable:
-                    raise DataError(
-                        f"{culprit}: unreadable image ({result.reason})",
-                        "remove or replace it, or pass --skip-unreadable",
-                    )
-                ctx.skipped.append((culprit, result.reason))
-                ctx.reporter.note(f"skipped unreadable {culprit}: {result.reason}")
-                continue
-            yield path, result
-    finally:
-        for _, future in pending:
-            future.cancel()
-
-
-def _guarded(
-    decode: Callable[[Path], Image.Image], convert: Callable[[Image.Image], T], path: Path
-) -> T | _Unreadable:
-    """Run `convert(decode(path))`; a failure to decode is the input's fault, not a crash."""
-    try:
-        image = decode(path)
-    except TOO_LARGE as error:
-        return _Unreadable(
-            f"too large to decode, {type(error).__name__}: {error} Downscale it below "
-            f"{(Image.MAX_IMAGE_PIXELS or 0) / 1e6:.1f} Mpixels",
-            path,
-        )
-    except Exception as error:  # PIL raises many types on bad files: all mean "unreadable"
-        return _Unreadable(f"{type(error).__name__}: {error}", path)
-    return convert(image)
-
-
 def _import_photos(
-    ctx: _Context, folder: Path, order: list[Path], dests: list[Path], label: str
+    ctx: ImportContext, folder: Path, order: list[Path], dests: list[Path], label: str
 ) -> int:
     work = partial(
-        _guarded, partial(photos.open_photo, size=ctx.size), partial(_photo_png, size=ctx.size)
+        guarded, partial(photos.open_photo, size=ctx.size), partial(photo_png, size=ctx.size)
     )
     for dest in {d.parent for d in dests}:
         dest.mkdir(parents=True, exist_ok=True)
     written = 0
-    with closing(_decoded(ctx, order, work)) as results:
+    with closing(decoded(ctx, order, work)) as results:
         chosen = islice(results, len(dests))
         # The tracked iterator goes first so that zip exhausts it and the bar closes.
         for (origin, (png, phash)), dest in zip(
@@ -493,264 +377,3 @@ def _import_photos(
             "add images, or lower the counts in benchmark.yaml",
         )
     return written
-
-
-def _photo_png(image: Image.Image, size: int) -> tuple[bytes, np.ndarray | None]:
-    """The photo's PNG bytes at `size`², and the perceptual hash of those pixels."""
-    square = photos.fit_square(image, size, Image.Resampling.LANCZOS)
-    return encode_png(np.asarray(square, dtype=np.uint8)), perceptual_hash(square)
-
-
-def _import_pairs(
-    ctx: _Context,
-    profile: Profile,
-    test_set: str,
-    masks_folder: Path,
-    pairing: Pairing,
-    seed: int,
-    polarity: MaskPolarity,
-    layout: DataLayout,
-) -> MaskStats:
-    """Import a test set and masks/test together, pair by pair, so image i keeps its own mask.
-
-    Pairs are shuffled with the test set's seed; a pair whose mask is left out (not two-level,
-    hole fraction outside the range) or whose photo or mask is unreadable (with
-    --skip-unreadable) is replaced by the next pair."""
-    order = list(pairing.pairs)
-    random.Random(f"{seed}:test:{test_set}").shuffle(order)
-
-    def work(pair: tuple[Path, Path]) -> tuple[Any, photos.MaskReading] | _Unreadable:
-        photo = _guarded(
-            partial(photos.open_photo, size=ctx.size), partial(_photo_png, size=ctx.size), pair[0]
-        )
-        if isinstance(photo, _Unreadable):
-            return photo
-        reading = _guarded(photos.open_mask, partial(photos.mask_white, size=ctx.size), pair[1])
-        if isinstance(reading, _Unreadable):
-            return reading
-        return photo, reading
-
-    with closing(_decoded(ctx, order, work)) as results:
-        items = ((m, reading, (p, m, photo)) for (p, m), (photo, reading) in results)
-        selection = _select_masks(ctx, profile, "test", masks_folder, items, polarity)
-    folder = layout.test_dir(test_set)
-    folder.mkdir(parents=True, exist_ok=True)
-    for index, (_, (photo_path, _, (png, phash))) in enumerate(selection.kept):
-        ctx.wrote_photo(folder / file_name(index), photo_path, png, phash)
-    kept = [(bits, mask_path) for bits, (_, mask_path, _) in selection.kept]
-    records, specks = _write_masks(ctx, layout.mask_dir("test"), kept)
-    return selection.stats(
-        "test", masks_folder, polarity, specks, _bins(records), f"{pairing.rule} with {test_set}"
-    )
-
-
-def _import_masks(
-    ctx: _Context,
-    profile: Profile,
-    split: str,
-    folder: Path,
-    order: list[Path],
-    polarity: MaskPolarity,
-    out_dir: Path,
-) -> MaskStats:
-    work = partial(_guarded, photos.open_mask, partial(photos.mask_white, size=ctx.size))
-    with closing(_decoded(ctx, order, work)) as results:
-        items = ((path, reading, path) for path, reading in results)
-        selection = _select_masks(ctx, profile, split, folder, items, polarity)
-    records, specks = _write_masks(ctx, out_dir, selection.kept)
-    return selection.stats(split, folder, polarity, specks, _bins(records))
-
-
-@dataclass
-class _Selection:
-    kept: list[tuple[np.ndarray, Any]]  # bit-packed hole masks, each with its payload
-    excluded: list[tuple[Path, str]]
-    chosen: Literal["hole-white", "hole-black"]
-    median: float
-
-    def stats(
-        self,
-        split: str,
-        folder: Path,
-        polarity: MaskPolarity,
-        specks: list[int],
-        bins: dict[str, int],
-        pairing: str | None = None,
-    ) -> MaskStats:
-        return MaskStats(
-            split,
-            folder,
-            self.chosen,
-            polarity == "auto",
-            self.median,
-            bins,
-            tuple(self.excluded),
-            sum(specks),
-            sum(1 for n in specks if n),
-            pairing,
-        )
-
-
-def _select_masks(
-    ctx: _Context,
-    profile: Profile,
-    split: str,
-    folder: Path,
-    items: Iterable[tuple[Path, MaskReading, T]],
-    polarity: MaskPolarity,
-) -> _Selection:
-    """Take masks from `items` (in seeded order) until the split has its count: masks that are
-    not two-level, or whose hole fraction (after polarity) is outside hole_range, are left out
-    and named. `auto` polarity is decided on the first `count` two-level masks."""
-    count = getattr(profile.masks, split)
-    low, high = profile.masks.hole_range
-    excluded: list[tuple[Path, str]] = []
-
-    def two_level() -> Generator[tuple[Path, np.ndarray, float, T]]:
-        for path, reading, payload in items:
-            if reading.problem is not None:
-                excluded.append((path, reading.problem))
-                continue
-            # Masks are kept bit-packed: a few MB even for thousands of masks.
-            yield path, np.packbits(reading.white), float(reading.white.mean()), payload
-
-    stream = two_level()
-    first = list(ctx.reporter.track(islice(stream, count), count, f"masks/{split}"))
-    if len(first) < count:
-        raise DataError(
-            f"{folder}: needs {count} readable two-level masks for masks/{split}, found "
-            f"{len(first)}" + _excluded_detail(excluded),
-            "add masks, or lower the counts",
-        )
-    median = float(np.median([fraction for _, _, fraction, _ in first])) if first else 0.0
-    invert = median > AUTO_WHITE_LIMIT if polarity == "auto" else polarity == "hole-black"
-    chosen: Literal["hole-white", "hole-black"] = "hole-black" if invert else "hole-white"
-    if polarity == "auto":
-        ctx.reporter.note(
-            f"masks/{split}: median white fraction {median:.3f} "
-            f"{'>' if invert else '≤'} {AUTO_WHITE_LIMIT}, so {chosen} "
-            "(pass --mask-polarity to override)"
-        )
-    kept: list[tuple[np.ndarray, T]] = []
-    rest = chain(first, stream)
-    while len(kept) < count and (item := next(rest, None)) is not None:
-        path, bits, white, payload = item
-        hole = 1.0 - white if invert else white
-        if low < hole <= high:
-            kept.append((~bits if invert else bits, payload))
-        else:
-            excluded.append(
-                (path, f"hole fraction {hole:.3f} outside ({low:g}, {high:g}], read as {chosen}")
-            )
-    if len(kept) < count:
-        raise DataError(
-            f"{folder}: needs {count} masks with hole fraction in ({low:g}, {high:g}] for "
-            f"masks/{split}, found {len(kept)} (read as {chosen}; median white fraction "
-            f"{median:.3f})" + _excluded_detail(excluded),
-            "check --mask-polarity, add masks, or widen masks.hole_range in benchmark.yaml",
-        )
-    return _Selection(kept, excluded, chosen, median)
-
-
-def _excluded_detail(excluded: list[tuple[Path, str]]) -> str:
-    if not excluded:
-        return ""
-    path, reason = excluded[0]
-    return f"; {len(excluded)} left out, e.g. {path}: {reason}"
-
-
-def _write_masks(
-    ctx: _Context, out_dir: Path, kept: list[tuple[np.ndarray, Path]]
-) -> tuple[list[MaskRecord], list[int]]:
-    """Write masks 000000.png… (each from its input file) and their manifest; return the
-    records and each mask's number of specks."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write = partial(_write_mask, out_dir=out_dir, size=ctx.size)
-    written = list(ctx.pool.map(write, range(len(kept)), [bits for bits, _ in kept]))
-    records = [record for record, _ in written]
-    write_mask_manifest(out_dir, records)
-    for index, (_, origin) in enumerate(kept):
-        ctx.origins[out_dir / file_name(index)] = origin
-    return records, [specks for _, specks in written]
-
-
-def _write_mask(index: int, bits: np.ndarray, out_dir: Path, size: int) -> tuple[MaskRecord, int]:
-    hole = np.unpackbits(bits, count=size * size).reshape(size, size).astype(bool)
-    path = out_dir / file_name(index)
-    # No per-file fsync (write_png): the whole folder is renamed into place atomically.
-    path.write_bytes(encode_png(np.where(hole, HOLE, KNOWN).astype(np.uint8)))
-    return mask_record(path, hole), speckles(hole)
-
-
-def _generate_masks(
-    ctx: _Context, profile: Profile, split: str, seed: int, out_dir: Path
-) -> MaskStats:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = mask_generator.write_masks(
-        out_dir,
-        getattr(profile.masks, split),
-        profile.image_size,
-        split_seed(seed, split),
-        profile.masks.hole_range,
-        ctx.reporter,
-    )
-    return MaskStats(split, None, "generated", False, None, _bins(records), ())
-
-
-def split_seed(seed: int, split: str) -> int:
-    """Return the seed that generates the masks of `split`: distinct per (seed, split).
-
-    3·seed + split number, as harness.data.sample does, so `data masks --seed` repeats them.
-    """
-    return 3 * seed + MASK_SPLITS.index(split)
-
-
-def _bins(records: Iterable[MaskRecord]) -> dict[str, int]:
-    counts = Counter(r.bin or "other" for r in records)
-    labels = [bin_label(low, high) for low, high in AREA_BINS]
-    return {label: counts[label] for label in labels} | (
-        {"other": counts["other"]} if counts["other"] else {}
-    )
-
-
-def report_lines(report: PrepareReport, shown: int = 20) -> list[str]:
-    """What the user must see even with --quiet: masks left out (named, with the reason),
-    specks, and the warnings (random pairing, near-duplicates)."""
-    lines = []
-    for s in report.masks:
-        for path, why in s.excluded[:shown]:
-            lines.append(f"masks/{s.split}: left out {path}: {why}")
-        if len(s.excluded) > shown:
-            lines.append(f"masks/{s.split}: ... and {len(s.excluded) - shown} more left out")
-        if s.specks:
-            lines.append(
-                f"warning: masks/{s.split}: {s.speckled} mask(s) hold {s.specks} speck(s) "
-                f"(hole components of ≤ {SPECKLE_FRACTION:g} of the pixels): check that the "
-                "holes are meant to be that small, or clean the masks"
-            )
-    return lines + [f"warning: {w}" for w in report.warnings]
-
-
-def mask_table(report: PrepareReport) -> str:
-    """Render the per-split mask statistics as a plain-text table (one row per split)."""
-    labels = list(dict.fromkeys(label for s in report.masks for label in s.bins))
-    header = ["split", "polarity", *labels, "excluded", "specks", "from"]
-    rows = [header]
-    for s in report.masks:
-        polarity = s.polarity + (" (auto)" if s.auto else "")
-        rows.append(
-            [
-                s.split,
-                polarity,
-                *(str(s.bins.get(label, 0)) for label in labels),
-                str(len(s.excluded)),
-                str(s.specks),
-                (str(s.origin) if s.origin else "generated")
-                + (f" (paired by {s.pairing})" if s.pairing else ""),
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
