@@ -14,13 +14,10 @@ half-written report; the ledger is only ever read.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image
 
 from harness.data.atomic import atomic_dir
 from harness.errors import storage_error
@@ -41,8 +38,8 @@ from harness.report.complexity import (
     size_view,
 )
 from harness.report.figures import area_plot, curves_plot, time_plot
-from harness.report.grids import Pictures, choose_samples, sample_grid, worst_grid
 from harness.report.page import Document
+from harness.report.qualitative import qualitative_section
 from harness.report.registry import (
     WEIGHTS_MISSING,
     direction_map,
@@ -67,14 +64,13 @@ from harness.report.score_tables import (
     main_table,
     raw_table,
     seed_table,
-    worst_table,
 )
 from harness.report.stats import LEVEL
 from harness.report.time_scores import time_points
+from harness.report.writer import TableWriter, slug
 from harness.scoring import ALWAYS
 
 REPORT_DIR = "report"
-WORST_COUNT = 3
 MAIN = Layout(("test_set", "metric"), show_n=True)
 BINNED = Layout(("metric", "bin"))
 KNOWN_PIXEL_NOTE = (
@@ -89,16 +85,6 @@ KNOWN_PIXEL_NOTE = (
 class ReportResult:
     path: Path  # RUN_DIR/report
     main_markdown: str  # the main tables, as printed by `inpaint-bench report`
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
-
-
-def _label(name: str) -> str:
-    """Make a LaTeX label with hyphens for underscores, so every `_` in a .tex file is escaped
-    text."""
-    return "tab:" + name.replace("_", "-")
 
 
 LPIPS_WEIGHTS_NOTE = (
@@ -137,53 +123,6 @@ def _not_shown(run: RunData, source: str, shown: set[str]) -> str:
     return f" Not shown: {'; '.join(missing)}." if missing else ""
 
 
-class _Writer:
-    """Writes one table in every format into the report folder and adds it to the document."""
-
-    def __init__(self, folder: Path, doc: Document, directions: Mapping[str, bool]) -> None:
-        self.folder, self.doc, self.directions = folder, doc, directions
-        (folder / "tables").mkdir()
-        (folder / "figures").mkdir()
-
-    def scores(
-        self, name: str, data: pd.DataFrame, shown: pd.DataFrame, layout: Layout, caption: str
-    ) -> str:
-        render.write_csv(data, self.folder / "tables" / f"{name}.csv")
-        tex = render.scores_latex(shown, layout, self.directions, caption, _label(name))
-        (self.folder / "tables" / f"{name}.tex").write_text(tex)
-        markdown = render.scores_markdown(shown, layout, self.directions, caption)
-        self.doc.table(markdown, render.scores_html(shown, layout, self.directions, caption))
-        return markdown
-
-    def csv(self, name: str, data: pd.DataFrame) -> None:
-        """Write a table that is only a CSV (per-seed numbers)."""
-        render.write_csv(data, self.folder / "tables" / f"{name}.csv")
-
-    def plain(
-        self,
-        name: str,
-        data: pd.DataFrame,
-        caption: str,
-        formats: Mapping[str, render.Formatter] | None = None,
-        shown: pd.DataFrame | None = None,
-    ) -> None:
-        """Write `data` to the CSV and `shown` (default: `data`) everywhere else."""
-        render.write_csv(data, self.folder / "tables" / f"{name}.csv")
-        shown = data if shown is None else shown
-        tex = render.plain_latex(shown, caption, _label(name), formats)
-        (self.folder / "tables" / f"{name}.tex").write_text(tex)
-        self.doc.table(
-            render.plain_markdown(shown, caption, formats),
-            render.plain_html(shown, caption, formats),
-        )
-
-    def figure(self, name: str, caption: str, image: Image.Image | None = None) -> None:
-        path = self.folder / "figures" / f"{name}.png"
-        if image is not None:
-            image.save(path, format="PNG", optimize=True)
-        self.doc.figure(f"figures/{name}.png", path.read_bytes(), caption)
-
-
 def build_report(
     run_dir: Path, reporter: Reporter | None = None, images_root: Path | None = None
 ) -> ReportResult:
@@ -204,7 +143,7 @@ def write_report(run: RunData, reporter: Reporter | None = None) -> ReportResult
     target = run.run_dir / REPORT_DIR
     try:
         with atomic_dir(target, overwrite=True) as tmp:
-            out = _Writer(tmp, doc, directions)
+            out = TableWriter(tmp, doc, directions)
             warning = _plumbing_warning(run, doc)
             doc.heading(2, "Run", "run")
             out.plain("run", run_table(run), "The run: versions, profile, runner, device, data.")
@@ -212,7 +151,7 @@ def write_report(run: RunData, reporter: Reporter | None = None) -> ReportResult
             _raw_section(run, out)
             _area_section(run, out, metrics)
             _time_section(run, out, metrics)
-            _qualitative_section(run, out, reporter)
+            qualitative_section(run, out, reporter)
             _complexity_section(run, out)
             _training_section(run, out)
             (tmp / "report.md").write_text(doc.render_markdown())
@@ -246,7 +185,7 @@ def _plumbing_warning(run: RunData, doc: Document) -> str:
     return text
 
 
-def _main_section(run: RunData, out: _Writer) -> str:
+def _main_section(run: RunData, out: TableWriter) -> str:
     out.doc.heading(2, "Main results", "main")
     if run.scores.empty:
         out.doc.paragraph("No scores in the ledger: run `inpaint-bench run` with scoring.", True)
@@ -267,9 +206,9 @@ def _main_section(run: RunData, out: _Writer) -> str:
             + set_level_note(table)
         )
         out.doc.heading(3, f"Trained on {source}")
-        markdown = out.scores(f"main_{_slug(source)}", table, table, MAIN, caption)
+        markdown = out.scores(f"main_{slug(source)}", table, table, MAIN, caption)
         if several_seeds(table):
-            out.csv(f"main_{_slug(source)}_seeds", seed_table(run, source))
+            out.csv(f"main_{slug(source)}_seeds", seed_table(run, source))
         if (table["missing"] == WEIGHTS_MISSING).any():
             out.doc.paragraph(LPIPS_WEIGHTS_NOTE, note=True)
             markdown += f"\n{LPIPS_WEIGHTS_NOTE}\n"
@@ -277,7 +216,7 @@ def _main_section(run: RunData, out: _Writer) -> str:
     return "\n".join(parts)
 
 
-def _raw_section(run: RunData, out: _Writer) -> None:
+def _raw_section(run: RunData, out: TableWriter) -> None:
     out.doc.heading(2, "Raw predictions and known pixels", "raw")
     for source in run.sources:
         table = raw_table(run, source)
@@ -289,9 +228,9 @@ def _raw_section(run: RunData, out: _Writer) -> None:
             f"{rule_words(table)}." + identical_note(table)
         )
         out.doc.heading(3, f"Raw, trained on {source}")
-        out.scores(f"raw_{_slug(source)}", table, table, MAIN, caption)
+        out.scores(f"raw_{slug(source)}", table, table, MAIN, caption)
         if several_seeds(table):
-            out.csv(f"raw_{_slug(source)}_seeds", seed_table(run, source, "raw"))
+            out.csv(f"raw_{slug(source)}_seeds", seed_table(run, source, "raw"))
     known = known_pixel_table(run)
     if not known.empty:
         out.doc.heading(3, "Known-pixel deviation per model")
@@ -305,7 +244,7 @@ def _raw_section(run: RunData, out: _Writer) -> None:
         out.plain("known_pixels", known, caption, formats)
 
 
-def _area_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
+def _area_section(run: RunData, out: TableWriter, metrics: list[str]) -> None:
     out.doc.heading(2, "Scores by hole area", "area")
     tables = [area_bin_table(run, source) for source in run.sources]
     tables = [t for t in tables if not t.empty]
@@ -315,25 +254,25 @@ def _area_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
         caption = (
             f"Models trained on {source}, composite scores per hole-area bin (fraction of the "
             f"image that is hole, open below, closed above), pooled over the source's test "
-            f"sets (per-test-set rows in tables/area_bins_{_slug(source)}.csv); "
+            f"sets (per-test-set rows in tables/area_bins_{slug(source)}.csv); "
             f"{ci_words(run, pooled)}; {rule_words(pooled)}." + identical_note(pooled)
         )
         out.doc.heading(3, f"By hole area, trained on {source}")
-        out.scores(f"area_bins_{_slug(source)}", table, pooled, BINNED, caption)
+        out.scores(f"area_bins_{slug(source)}", table, pooled, BINNED, caption)
         if several_seeds(table):
-            out.csv(f"area_bins_{_slug(source)}_seeds", seed_table(run, source, area=True))
+            out.csv(f"area_bins_{slug(source)}_seeds", seed_table(run, source, area=True))
     if not tables:
         return
     bins = pd.concat(tables, ignore_index=True)
     for metric in metrics:
-        path = out.folder / "figures" / f"area_{_slug(metric)}.png"
+        path = out.folder / "figures" / f"area_{slug(metric)}.png"
         if area_plot(bins, metric, path):
             label = label_with_unit(metric_info(metric))
             caption = f"{label} against hole area (pooled test sets; bars: {LEVEL:.0%} intervals)"
-            out.figure(f"area_{_slug(metric)}", caption)
+            out.figure(f"area_{slug(metric)}", caption)
 
 
-def _time_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
+def _time_section(run: RunData, out: TableWriter, metrics: list[str]) -> None:
     """Score against training time: one figure per training source, the points in
     tables/score_time.csv (harness/report/time_scores.py)."""
     out.doc.heading(2, "Score against training time", "training-time")
@@ -347,7 +286,7 @@ def _time_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
     render.write_csv(points, out.folder / "tables" / "score_time.csv")
     shown = [m for m in metrics if m not in ALWAYS] or metrics
     for source in run.sources:
-        name = f"time_{_slug(source)}"
+        name = f"time_{slug(source)}"
         if time_plot(points, source, shown, out.folder / "figures" / f"{name}.png"):
             out.figure(
                 name,
@@ -358,79 +297,10 @@ def _time_section(run: RunData, out: _Writer, metrics: list[str]) -> None:
             )
 
 
-def _qualitative_section(run: RunData, out: _Writer, reporter: Reporter) -> None:
-    out.doc.heading(2, "Qualitative results", "qualitative")
-    composite = run.scores[run.scores["variant"] == "composite"]
-    candidates = {
-        t: sorted(set(composite[composite["test_set"] == t]["image"])) for t in run.test_sets
-    }
-    candidates = {t: names for t, names in candidates.items() if names}
-    if not candidates:
-        out.doc.paragraph("No scored predictions to show.", note=True)
-        return
-    samples = choose_samples(run.run_dir, candidates, run.seed)
-    pictures = Pictures(run.run_dir, run.data_root)
-    if run.data_root is None:
-        reporter.note("the run's data root is not here: grids show raw predictions, no truth")
-        out.doc.paragraph(
-            f"The data root {run.info.get('data_root')!r} is not on this machine: ground truth "
-            "is missing and predictions are shown raw.",
-            note=True,
-        )
-    pairs = composite[["source", "model"]].drop_duplicates()
-    columns = [
-        (s, m)
-        for s in run.sources
-        for m in run.models
-        if ((pairs.source == s) & (pairs.model == m)).any()
-    ]
-    for test_set, names in samples.items():
-        rows = composite[composite["test_set"] == test_set]
-        fractions = dict(zip(rows["image"], rows["hole_fraction"], strict=True))
-        image = sample_grid(pictures, test_set, names, columns, fractions)
-        caption = (
-            f"{test_set}: samples drawn with seed {run.seed} (stored in report_samples.json); "
-            "predictions composited onto the ground truth"
-        )
-        out.figure(f"grid_{_slug(test_set)}", caption, image)
-    worst = worst_table(run, WORST_COUNT)
-    out.doc.heading(3, "Worst cases per model")
-    out.plain(
-        "worst_cases",
-        worst,
-        "Each model's worst composite predictions, " + _worst_note(worst),
-        {"value": "{:.3f}".format, "hole_fraction": "{:.0%}".format},
-        # The seed column only where the run trained a model more than once.
-        shown=worst.drop(columns=["note"] if worst["seed"].nunique() > 1 else ["note", "seed"]),
-    )
-    for (source, model), picks in worst.groupby(["source", "model"], sort=False):
-        note = str(picks["note"].iloc[0])
-        image = worst_grid(pictures, str(source), str(model), picks.to_dict("records"))
-        caption = f"{model} trained on {source}: {WORST_COUNT} worst cases ({note})"
-        out.figure(f"worst_{_slug(str(source))}_{_slug(str(model))}", caption, image)
-
-
-def _worst_note(worst: pd.DataFrame) -> str:
-    """Say once how the worst cases are ranked: one note for all, or one per model that differs
-    (the CSV keeps the note on every row)."""
-    notes = worst.drop_duplicates(["source", "model"])
-    common = notes["note"].mode()
-    if common.empty:
-        return "none."
-    usual = str(common.iloc[0])
-    others = notes[notes["note"] != usual]
-    if others.empty:
-        return f"{usual}."
-    exceptions = "; ".join(
-        f"{r['model']} trained on {r['source']}: {r['note']}" for r in others.to_dict("records")
-    )
-    return f"{usual}, except {exceptions}."
-
-
 # The complexity table has 17 columns and a row per model and size: too wide for the HTML page
 # and a LaTeX column, so it is shown as three with one column per size (the CSV keeps them all in
 # one); "model" repeats in each to join them by eye.
-def _complexity_section(run: RunData, out: _Writer) -> None:
+def _complexity_section(run: RunData, out: TableWriter) -> None:
     out.doc.heading(2, "Model complexity", "complexity")
     table = complexity_table(run)
     run_size = run.info.get("image_size")
@@ -472,7 +342,7 @@ def _complexity_section(run: RunData, out: _Writer) -> None:
     )
 
 
-def _training_section(run: RunData, out: _Writer) -> None:
+def _training_section(run: RunData, out: TableWriter) -> None:
     out.doc.heading(2, "Training", "training")
 
     def hex12(value: object) -> str:
@@ -490,7 +360,7 @@ def _training_section(run: RunData, out: _Writer) -> None:
     curves = curves_table(run)
     render.write_csv(curves, out.folder / "tables" / "curves.csv")
     for source in run.sources:
-        name = f"curves_{_slug(source)}"
+        name = f"curves_{slug(source)}"
         if curves_plot(curves, source, out.folder / "figures" / f"{name}.png"):
             out.figure(name, f"Training losses of the models trained on {source}")
     out.doc.heading(3, "Models and upstreams")
