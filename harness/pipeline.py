@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import __version__, describing, predicting, scoring
+from harness import __version__, describing, predicting, report_step, scoring
 from harness.checkpoints import (
     Checkpoint,
     final_trained_s,
@@ -133,6 +133,7 @@ class Pipeline:
             if self.score:  # after every model: one metrics job per test set scores them all
                 self._pending.sort(key=self._lane_order)  # lanes end in any order
                 scoring.score_all(self, ledger, summary, self._pending)
+                report_step.report_step(self, ledger, summary)  # --executor slurm: a job
         return summary
 
     def _checkpoints(self, model: ModelEntry, seed: int, train: StepResult) -> list[Checkpoint]:
@@ -299,6 +300,9 @@ class Pipeline:
             if job_id is not None:
                 ledger.add_external_job(key, attempt, job_id, getattr(process, "adopted", False))
             outcome = supervise(process, launch, on_event, on_violation)
+            node_error = getattr(process, "node_error", lambda: None)()
+            if node_error:  # a Slurm node could not start it: say why, not just "exited 1"
+                outcome.status, outcome.reason = "failed", node_error
         return outcome
 
     # --- steps ----------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class RunContext(Protocol):
     device: str
     gpu: int | None
     weights_dir: Path | None
+    run_id: str  # names the run's containers and Slurm jobs
 
     def step(
         self,

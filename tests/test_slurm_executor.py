@@ -232,9 +232,9 @@ def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local
     assert all(len(ids) == 1 for ids in by_step.values()), f"submitted twice: {by_step}"
     steps = ledger_rows(run_dir, "SELECT kind || ' ' || label, status FROM steps")
     # Every job of the run ran on the cluster; one score job scores both models (its job is
-    # recorded under the first model's step).
+    # recorded under the first model's step); the report is a job of its own.
     jobs_expected = {s for s, _ in steps if s.split()[0] in ("describe", "train", "predict")}
-    jobs_expected.add("score m0 (scenes) on faces_test")
+    jobs_expected |= {"score m0 (scenes) on faces_test", "report report"}
     assert set(by_step) == jobs_expected
     assert {status for _, status in steps} == {"done"}
     adopted = sorted((step, attempt) for step, attempt, _, was_adopted in jobs if was_adopted)

@@ -108,7 +108,12 @@ def run(
     )
     summary = run_command(request, reporter)
     click.echo(format_summary(summary))
-    if request.score:
+    # --executor slurm: a job wrote the report (its step's result); a failed one is in the table.
+    job = next((s for s in summary.steps if s.kind == "report"), None)
+    if job is not None and job.status != "failed":
+        click.echo(f"\nreport: {job.result['path']}\n")
+        click.echo(job.result["main_markdown"], nl=False)
+    elif job is None and request.score:
         # The report is the point of a run: write it even when some jobs failed (it shows them).
         from harness.report.build import build_report
 
