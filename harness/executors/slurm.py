@@ -208,15 +208,20 @@ class SlurmRunner:
             doc["docker"] = docker_settings(self.local)
         return self._submit(name, doc, time_limit_min(launch), launch.gpu is not None)
 
-    def start_report(self, run_id: str, key: str, after: tuple[str, ...] = ()) -> SlurmJob:
-        """Submit the job that writes RUN_DIR/report/ (node_report.py), to start once the jobs
-        `after` have completed (none of them failed: else Slurm drops it, and the harness,
-        seeing it gone without an exit file, fails the step)."""
-        doc = {"report": {"run_dir": str(self.folder.parent)}}
+    def start_report(self, run_id: str, after: tuple[str, ...] = ()) -> SlurmJob:
+        """Submit (or adopt) the job that writes RUN_DIR/report/ (node_report.py), to start
+        once the jobs `after` have completed; once started, it waits for `release_report`."""
+        name = f"ib-{run_id}-report"
+        doc = {"report": {"run_dir": str(self.folder.parent), "ready": str(self._ready(name))}}
         depend = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"]
-        return self._submit(
-            f"ib-{run_id}-{key[:16]}-report", doc, REPORT_MIN, False, depend if after else []
-        )
+        return self._submit(name, doc, REPORT_MIN, False, depend if after else [])
+
+    def release_report(self, job: SlurmJob) -> None:
+        """Let the report job go on: the ledger holds everything it is to report."""
+        atomic_write_text(self._ready(job.name), job.job_id + "\n")
+
+    def _ready(self, name: str) -> Path:
+        return self.folder / f"{name}.ready"
 
     def _submit(
         self,
@@ -239,6 +244,7 @@ class SlurmRunner:
         self.folder.mkdir(parents=True, exist_ok=True)
         events.unlink(missing_ok=True)
         exit_file.unlink(missing_ok=True)
+        self._ready(name).unlink(missing_ok=True)
         spec = base.with_suffix(".launch.json")
         doc = body | {"events": str(events), "exit": str(exit_file)}
         atomic_write_text(spec, json.dumps(doc, indent=1) + "\n")
