@@ -11,6 +11,7 @@ changed nothing reuses the report and one that finished more steps writes it aga
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 from typing import Any
 
@@ -20,6 +21,7 @@ from harness.ledger import Ledger
 from harness.runners.base import Process
 from harness.steps import RunContext, RunSummary, StepResult
 
+log = logging.getLogger(__name__)
 KIND = "report"  # the report leaves its own step out (harness/report/rundata.py)
 
 
@@ -50,7 +52,10 @@ class ReportChain:
         if start is None or job_id is None:
             return
         self.drop()
-        self.job = start(self.run_id, (str(job_id),))
+        try:
+            self.job = start(self.run_id, (str(job_id),))
+        except HarnessError as error:  # sbatch refused: submitted when ready instead
+            log.warning("the report job could not be chained on job %s: %s", job_id, error)
 
     def take(self) -> Any:
         job, self.job = self.job, None

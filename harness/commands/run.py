@@ -49,8 +49,9 @@ from harness.running import RunRequest, format_summary, run_command
     type=click.Choice(["host", "slurm"]),
     default="host",
     show_default=True,
-    help="host: jobs run on this machine; slurm: each job is a Slurm batch job (submitted from "
-    "here, --slots of them in flight; extra sbatch arguments from $INPAINT_SLURM_ARGS).",
+    help="host: jobs run on this machine; slurm: each job, and the report, is a Slurm batch job "
+    "(submitted from here, --slots of them in flight, run on the node through --runner; extra "
+    "sbatch arguments from $INPAINT_SLURM_ARGS).",
 )
 @quiet_option
 def run(
@@ -80,7 +81,7 @@ def run(
         inpaint-bench run --profile sample --runner local
         inpaint-bench run --profile seed --gpu 0 --run-dir runs/seed
         inpaint-bench run --profile seed --gpus 0,1,2,3 --run-dir runs/seed
-        inpaint-bench run --profile seed --executor slurm --runner local --gpu 0 --slots 24
+        inpaint-bench run --profile seed --executor slurm --runner docker --gpu 0 --slots 24
     """
     if gpu is not None and gpus:
         raise click.UsageError("--gpu and --gpus: give one of them (--gpus 0 is --gpu 0)")

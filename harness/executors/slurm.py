@@ -1,13 +1,16 @@
 """`--executor slurm`: every job of the run becomes a Slurm batch job; the harness on the login
 node submits it, follows it and stays the ledger's only writer.
 
-A `SlurmRunner` stands where the local runner stands in the pipeline: `start(launch)` writes
-the launch to RUN_DIR/slurm/<name>.launch.json and submits `python -m harness.executors.node`
-on it (`sbatch`), named `ib-<run id>-<step key>-<command>`; the returned `SlurmJob` is a
-`Process` the supervisor follows as it follows a local one: it reads the events file the node
-appends to, signals through `scancel`, and ends with the node's exit file. The slot executor
-decides how many jobs are in flight (`--slots`) and in which order, so a step is submitted only
-once the steps it needs are done (the harness needs their outcome anyway).
+A `SlurmRunner` stands where the chosen runner (local or docker) stands in the pipeline, and
+the node runs each job through that runner: `start(launch)` writes the launch (with the runner's
+name and, for docker, the image tag built here) to RUN_DIR/slurm/<name>.launch.json and submits
+`python -m harness.executors.node` on it (`sbatch`), named `ib-<run id>-<step key>-<command>`;
+the returned `SlurmJob` is a `Process` the supervisor follows as it follows a local one: it reads
+the events file the node appends to, signals through `scancel`, and ends with the node's exit
+file. The slot executor decides how many jobs are in flight (`--slots`) and in which order, so
+a step is submitted only once the steps it needs are done (the harness needs their outcome
+anyway); only the report job (`start_report`) is chained up front, on the last score job
+(docs/scaling.md says why).
 
 Adoption: a rerun after the harness died finds a job of the same name still pending or running
 (`squeue -n`) and follows it from its first event instead of submitting it again.
