@@ -5,6 +5,7 @@ index from Slurm's allocation."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -15,11 +16,13 @@ from pathlib import Path
 import pytest
 from datatree import tiny_run_args, write_tiny_benchmark
 from dockerhost import engine_and_base
+from runs import FAULTY
 from slurmhost import STUCK_S, slurm_conf
 
 from harness.errors import DockerUnavailable
 from harness.executors import node_runners
 from harness.executors.node import node_gpu
+from harness.runners.sandbox import LABEL_RUN
 
 BIN = Path(sys.executable).parent / "inpaint-bench"
 CLASSICAL = Path(__file__).resolve().parents[1] / "images" / "classical"
@@ -122,3 +125,38 @@ def test_slurm_jobs_run_in_the_docker_image_and_match_a_local_docker_run(tmp_pat
             ["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True, text=True
         )
         assert inspected.stdout.strip() == built["docker_image"]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_container_over_its_budget_on_a_node_gets_sigterm_then_is_killed(
+    tmp_path: Path,
+) -> None:
+    # The container runs under the Docker engine, outside the Slurm job: Slurm's own SIGKILL
+    # would not reach it, the node's kill on the harness's SIGUSR1 does.
+    slurm_conf()
+    _, base = engine_and_base()
+    env = {**os.environ, "INPAINT_BENCH_BASE_IMAGE": base}
+    fault = {"fault": "ignore_sigterm"}
+    models = {"m0": {"image": str(FAULTY), "batch_size": 1, "hyperparameters": fault}}
+    runtime = {"grace": "3s", "setup_cap": "2m"}
+    config = write_tiny_benchmark(tmp_path, models, train=(2, 1), test=1, runtime=runtime)
+    run_dir = tmp_path / "run"
+    argv = [str(BIN), *tiny_run_args(config, run_dir, "docker"), "-q", "--no-score"]
+    done = subprocess.run(
+        [*argv, "--executor", "slurm"], env=env, capture_output=True, text=True, timeout=STUCK_S
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    ((reason, result),) = ledger(run_dir, "SELECT reason, result FROM steps WHERE kind = 'train'")
+    assert reason.startswith("ignored SIGTERM for 3 s after its budget: killed"), reason
+    assert json.loads(result)["signals"] == ["SIGTERM", "SIGKILL"]
+    (out,) = run_dir.glob("slurm/done/ib-*-train.out.*")
+    assert "node: the harness cancels the job: killed" in out.read_text()
+    run_id = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL_RUN}={run_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert left.stdout == ""  # no container outlived its job
