@@ -279,8 +279,18 @@ def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local
             assert time.monotonic() < deadline, "the rerun did not adopt the running jobs"
             time.sleep(0.05)
         (meet / "test").touch()
-        output = rerun.communicate(timeout=STUCK_S)[0].decode()
-        assert rerun.returncode == 0, output
+        # Killed again once the report job is chained on the score job (which is then still
+        # running: the report is submitted when it starts): the next rerun adopts both.
+        while not list(run_dir.glob("slurm/ib-*-report.jobid")):
+            assert rerun.poll() is None, rerun.communicate()[0].decode()
+            assert time.monotonic() < deadline, "the report job was never submitted"
+            time.sleep(0.05)
+        os.kill(rerun.pid, signal.SIGKILL)
+        rerun.wait()
+        (chained,) = run_dir.glob("slurm/ib-*-report.jobid")
+        report_job = chained.read_text().strip()
+        last = subprocess.run(argv, env=env(3), capture_output=True, text=True, timeout=STUCK_S)
+        assert last.returncode == 0, last.stdout + last.stderr
     finally:
         for path in run_dir.glob("slurm/**/*.jobid*"):
             subprocess.run(["scancel", path.read_text().strip()], check=False)
@@ -303,7 +313,9 @@ def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local
     assert set(by_step) == jobs_expected
     assert {status for _, status in steps} == {"done"}
     adopted = sorted((step, attempt) for step, attempt, _, was_adopted in jobs if was_adopted)
-    assert adopted == [(f"train {m} on scenes", 2) for m in MODELS]
+    trains = [(f"train {m} on scenes", 2) for m in MODELS]
+    assert adopted == sorted([("report report", 1), (SCORE_STEP, 2), *trains])
+    assert by_step["report report"] == {report_job}
 
     # The report job was chained on the score job (submitted before it ended, afterok), wrote
     # the report a build here writes from the same run folder, and a rerun that changes
