@@ -90,7 +90,8 @@ def report_step(
             code = job.wait(None)
             return code, job.exit_info()
         except BaseException:
-            job.send_signal(signal.SIGKILL)  # Ctrl-C: the report job goes with the run
+            with contextlib.suppress(HarnessError):  # Ctrl-C: the report job goes with the run
+                job.send_signal(signal.SIGKILL)
             raise
         finally:
             job.cleanup()
@@ -100,8 +101,9 @@ def report_step(
         job = chained or start(pipeline.run_id, ())
         code, info = follow(job, key, attempt)
         if chained is not None and not info:
-            # Gone without a word: its score job failed on the node (Slurm then drops the
-            # chained job, --kill-on-invalid-dep), yet the report must show that failure.
+            # Gone without a word: its score job did not complete (the node could not start
+            # it, or it was cancelled: Slurm then drops the chained job, --kill-on-invalid-dep),
+            # yet the report must show that failure.
             job = start(pipeline.run_id, ())
             code, info = follow(job, key, attempt)
         if code != 0:
