@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import __version__, describing, predicting, scoring
+from harness import __version__, describing, predicting, report_step, scoring
 from harness.checkpoints import (
     Checkpoint,
     final_trained_s,
@@ -38,7 +38,7 @@ from harness.jobs import spec_of, train_job, write_job
 from harness.ledger import Ledger, content_key
 from harness.predictions import make_masked_inputs
 from harness.progress import Reporter, job_display
-from harness.runners.base import Launch, Limits, Mounts, Outcome, Runner
+from harness.runners.base import Launch, Limits, Mounts, Outcome, Process, Runner
 from harness.steps import RunSummary, StepResult
 from harness.supervisor import supervise
 
@@ -132,7 +132,13 @@ class Pipeline:
             self._executor.join()
             if self.score:  # after every model: one metrics job per test set scores them all
                 self._pending.sort(key=self._lane_order)  # lanes end in any order
-                scoring.score_all(self, ledger, summary, self._pending)
+                # --executor slurm: the report job, chained on the last score job
+                chain = report_step.ReportChain(self)
+                try:
+                    scoring.score_all(self, ledger, summary, self._pending, chain.started)
+                    report_step.report_step(self, ledger, summary, chain)
+                finally:
+                    chain.drop()  # Ctrl-C, or not needed: a report never waits for nothing
         return summary
 
     def _checkpoints(self, model: ModelEntry, seed: int, train: StepResult) -> list[Checkpoint]:
@@ -279,7 +285,15 @@ class Pipeline:
             self.reporter.note(f"  failed: {result.reason}")
         return result
 
-    def launch(self, ledger: Ledger, key: str, attempt: int, launch: Launch, label: str) -> Outcome:
+    def launch(
+        self,
+        ledger: Ledger,
+        key: str,
+        attempt: int,
+        launch: Launch,
+        label: str,
+        started: Callable[[Process], None] | None = None,
+    ) -> Outcome:
         def on_event(line_no: int, event: dict[str, Any]) -> None:
             ledger.add_event(key, attempt, line_no, event)
             display.update(event)
@@ -298,7 +312,12 @@ class Pipeline:
             job_id = getattr(process, "job_id", None)  # a Slurm job (--executor slurm)
             if job_id is not None:
                 ledger.add_external_job(key, attempt, job_id, getattr(process, "adopted", False))
+            if started is not None:
+                started(process)
             outcome = supervise(process, launch, on_event, on_violation)
+            node_error = getattr(process, "node_error", lambda: None)()
+            if node_error:  # a Slurm node could not start it: say why, not just "exited 1"
+                outcome.status, outcome.reason = "failed", node_error
         return outcome
 
     # --- steps ----------------------------------------------------------------------------------

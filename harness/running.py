@@ -151,15 +151,10 @@ def run_command(request: RunRequest, reporter: Reporter) -> RunSummary:
 
 
 def slurm_runner(runner: Runner, run_dir: Path) -> Runner:
-    """The chosen runner's jobs as Slurm jobs (the local runner on the nodes, for now)."""
+    """The chosen runner's jobs as Slurm jobs: each node runs them through that runner (the
+    docker runner there runs the image built here, which the node's engine must hold)."""
     from harness.executors.slurm import SlurmRunner, sbatch_args_from_env
 
-    if not isinstance(runner, LocalRunner):
-        raise HarnessError(
-            "--executor slurm: jobs run through the local runner on the nodes (docker there is"
-            " not built yet)",
-            "add --runner local",
-        )
     return SlurmRunner(runner, run_dir, sbatch_args_from_env())
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from harness.data.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.images import REPO, SDK_DIR
 from harness.ledger import Ledger, content_key
-from harness.runners.base import Launch, Mounts, Outcome
+from harness.runners.base import Launch, Mounts, Outcome, Process
 from harness.steps import RunContext, RunSummary, StepResult
 
 METRICS_FOLDER = REPO / "images" / "metrics"
@@ -116,40 +117,65 @@ class _Todo:
 
 
 def score_all(
-    pipeline: RunContext, ledger: Ledger, summary: RunSummary, pending: list[PendingScore]
+    pipeline: RunContext,
+    ledger: Ledger,
+    summary: RunSummary,
+    pending: list[PendingScore],
+    last_started: Callable[[Process], None] | None = None,
 ) -> None:
     """Score every model's predictions of each (source, test set) in one metrics job: the ground
     truth is decoded and its LPIPS features computed once for all of them. Each model keeps its
-    own ledger step (content key, status, rows), so a rerun scores only what is not done."""
+    own ledger step (content key, status, rows), so a rerun scores only what is not done.
+    `last_started` is called with the run's last score job once it started (--executor slurm
+    chains the report job on it)."""
     groups: dict[tuple[str, str], list[PendingScore]] = {}
     for item in pending:
         groups.setdefault((item.source, item.test_set), []).append(item)
     metrics = metrics_for(pipeline.profile.metrics)
-    for (source, test_set), items in groups.items():
-        todo = []
-        for item in items:
-            label = f"{item.model.name} ({item.checkpoint.label(source)}) on {test_set}"
-            if item.predict.status == "failed":
-                failed = StepResult("score", label, "", "failed", "not run: prediction failed")
-                summary.steps.append(failed)
-                continue
-            parts = {
-                "model": item.model.name,
-                "predict": item.predict.key,
-                "metrics": metrics,
-                "scorer": metrics_digest(),
-                "weights_dir": str(pipeline.weights_dir),
-            }
-            key = content_key("score", parts)
-            done = ledger.get(key)
-            if done is not None and done.status == "done":
-                summary.steps.append(
-                    StepResult("score", label, key, "cached", done.reason or "", done.result or {})
-                )
-                continue
-            todo.append(_Todo(item, label, key, parts))
+    planned = [
+        (source, test_set, _plan(pipeline, ledger, source, test_set, metrics, items))
+        for (source, test_set), items in groups.items()
+    ]
+    last = max((i for i, (_, _, (_, todo)) in enumerate(planned) if todo), default=-1)
+    for i, (source, test_set, (ended, todo)) in enumerate(planned):
+        summary.steps.extend(ended)
         if todo:
-            _score_together(pipeline, ledger, summary, source, test_set, metrics, todo)
+            hook = last_started if i == last else None
+            _score_together(pipeline, ledger, summary, source, test_set, metrics, todo, hook)
+
+
+def _plan(
+    pipeline: RunContext,
+    ledger: Ledger,
+    source: str,
+    test_set: str,
+    metrics: list[str],
+    items: list[PendingScore],
+) -> tuple[list[StepResult], list[_Todo]]:
+    """(the group's scores already ended: cached, or not run; those to score)."""
+    ended: list[StepResult] = []
+    todo = []
+    for item in items:
+        label = f"{item.model.name} ({item.checkpoint.label(source)}) on {test_set}"
+        if item.predict.status == "failed":
+            ended.append(StepResult("score", label, "", "failed", "not run: prediction failed"))
+            continue
+        parts = {
+            "model": item.model.name,
+            "predict": item.predict.key,
+            "metrics": metrics,
+            "scorer": metrics_digest(),
+            "weights_dir": str(pipeline.weights_dir),
+        }
+        key = content_key("score", parts)
+        done = ledger.get(key)
+        if done is not None and done.status == "done":
+            ended.append(
+                StepResult("score", label, key, "cached", done.reason or "", done.result or {})
+            )
+            continue
+        todo.append(_Todo(item, label, key, parts))
+    return ended, todo
 
 
 def _score_together(
@@ -160,6 +186,7 @@ def _score_together(
     test_set: str,
     metrics: list[str],
     todo: list[_Todo],
+    started: Callable[[Process], None] | None = None,
 ) -> None:
     attempts = [ledger.begin(t.key, "score", t.label, t.parts) for t in todo]
     pipeline.reporter.note(f"score: {', '.join(t.label for t in todo)}")
@@ -199,7 +226,7 @@ def _score_together(
             pipeline.gpu,
         )
         label = f"score {test_set} ({source}): {len(todo)} model(s)"
-        outcome = pipeline.launch(ledger, key, attempt, launch, label)
+        outcome = pipeline.launch(ledger, key, attempt, launch, label, started)
         results = [
             _take_scores(pipeline, ledger, t, source, test_set, metrics, outcome, outputs, i)
             for i, t in enumerate(todo)
@@ -214,8 +241,8 @@ def _score_together(
         # One model's files can fail the whole job (BadData names the file): score each model
         # alone, so that only the one at fault fails.
         pipeline.reporter.note(f"  the joint score job failed ({results[0]['reason']}); one by one")
-        for t in todo:
-            _score_together(pipeline, ledger, summary, source, test_set, metrics, [t])
+        for t in todo:  # each re-chains the report job (which drops the one chained before)
+            _score_together(pipeline, ledger, summary, source, test_set, metrics, [t], started)
         return
     for t, result in zip(todo, results, strict=True):
         status: Literal["done", "failed"] = "failed" if result.get("failed") else "done"

@@ -13,7 +13,7 @@ from harness.config import Profile
 from harness.data.layout import DataLayout
 from harness.ledger import Ledger
 from harness.progress import Reporter
-from harness.runners.base import Launch, Limits, Outcome, Runner
+from harness.runners.base import Launch, Limits, Outcome, Process, Runner
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class RunContext(Protocol):
     device: str
     gpu: int | None
     weights_dir: Path | None
+    run_id: str  # names the run's containers and Slurm jobs
 
     def step(
         self,
@@ -62,7 +63,13 @@ class RunContext(Protocol):
     ) -> StepResult: ...
 
     def launch(
-        self, ledger: Ledger, key: str, attempt: int, launch: Launch, label: str
+        self,
+        ledger: Ledger,
+        key: str,
+        attempt: int,
+        launch: Launch,
+        label: str,
+        started: Callable[[Process], None] | None = None,
     ) -> Outcome: ...
 
     def limits(self, budget_s: float, cap_setting: str = "") -> Limits: ...

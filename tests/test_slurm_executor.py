@@ -13,20 +13,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from datatree import tiny_run_args, write_tiny_benchmark
 from runs import FAULTY
 from slurmhost import STUCK_S, slurm_conf
 
-from harness.executors import node, slurm
+from harness.errors import DockerUnavailable
+from harness.executors import node, node_runners, slurm
 from harness.executors.node import launch_from_json, launch_to_json, node_gpu
 from harness.executors.slurm import ALIVE, SlurmRunner, job_states, time_limit_min
+from harness.report.build import build_report
+from harness.report_step import ReportChain
 from harness.runners.base import Launch, Limits, Mounts
 from harness.runners.local import LocalRunner
 
 BIN = Path(sys.executable).parent / "inpaint-bench"
 MODELS = ("m0", "m1")
+SCORE_STEP = "score m0 (scenes) on faces_test"
+REPORT_JOBS = (
+    "SELECT j.job_id FROM external_jobs j JOIN steps s ON s.key = j.step_key"
+    " WHERE s.kind = 'report'"
+)
 
 
 def a_launch(tmp_path: Path, gpu: int | None = None) -> Launch:
@@ -128,6 +137,62 @@ def test_a_job_still_queued_is_adopted_not_submitted_again(
     assert [c[0] for c in calls] == ["squeue"]
 
 
+def test_the_report_job_is_chained_on_the_last_score_job_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+    job_ids = iter(["900", "901"])
+
+    def fake_slurm(args: list[str]) -> str:
+        calls.append(args)
+        return "" if args[0] in ("squeue", "scancel") else next(job_ids) + "\n"
+
+    monkeypatch.setattr(slurm, "_slurm", fake_slurm)
+    runner = SlurmRunner(LocalRunner(), tmp_path / "run")
+    chain = ReportChain(SimpleNamespace(run_id="run123", runner=runner))  # type: ignore[arg-type]
+    chain.started(SimpleNamespace(job_id="41"))  # a score job
+    name = "ib-run123-report"
+    (submitted,) = [c for c in calls if c[0] == "sbatch"]
+    assert submitted[2] == f"--job-name={name}"
+    assert submitted[-3:-1] == ["--dependency=afterok:41", "--kill-on-invalid-dep=yes"]
+    calls.clear()
+    chain.started(SimpleNamespace(job_id="42"))  # the joint job failed: one model at a time
+    # the report chained on 41 is cancelled (its node first), then chained on 42
+    assert [c for c in calls if c[0] == "scancel"] == [
+        ["scancel", "-b", "-s", "USR1", "900"],
+        ["scancel", "900"],
+    ]
+    (submitted,) = [c for c in calls if c[0] == "sbatch"]
+    assert "--dependency=afterok:42" in submitted
+    assert chain.take().job_id == "901"
+    spec = json.loads((tmp_path / "run" / "slurm" / f"{name}.launch.json").read_text())
+    assert spec["report"]["ready"] == str(tmp_path / "run" / "slurm" / f"{name}.ready")
+
+
+def test_a_node_without_the_models_image_fails_the_step_with_that_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_image(image: str, settings: dict, upstream: dict) -> None:
+        raise DockerUnavailable(f"node gpu17: image {image} is not here", "docker load it")
+
+    monkeypatch.setattr(node_runners, "docker_on_node", no_image)
+    spec = tmp_path / "job.launch.json"
+    doc = {
+        "launch": launch_to_json(a_launch(tmp_path)) | {"image": "inpaint-bench/m0:abc"},
+        "runner": "docker",
+        "docker": {},
+        "events": str(tmp_path / "job.events"),
+        "exit": str(tmp_path / "job.exit.json"),
+    }
+    spec.write_text(json.dumps(doc))
+    assert node.main(spec) == 1
+    job = slurm.SlurmJob("7", "job", tmp_path / "job.events", tmp_path / "job.exit.json", False)
+    assert job.wait(0) == 1
+    assert job.node_error() == (
+        "node gpu17: image inpaint-bench/m0:abc is not here\n  hint: docker load it"
+    )
+
+
 def results(run_dir: Path) -> dict[str, bytes]:
     files = [*(run_dir / "scores").rglob("*.csv"), *(run_dir / "predictions").rglob("*.png")]
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(files)}
@@ -214,8 +279,18 @@ def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local
             assert time.monotonic() < deadline, "the rerun did not adopt the running jobs"
             time.sleep(0.05)
         (meet / "test").touch()
-        output = rerun.communicate(timeout=STUCK_S)[0].decode()
-        assert rerun.returncode == 0, output
+        # Killed again once the report job is chained on the score job (which is then still
+        # running: the report is submitted when it starts): the next rerun adopts both.
+        while not list(run_dir.glob("slurm/ib-*-report.jobid")):
+            assert rerun.poll() is None, rerun.communicate()[0].decode()
+            assert time.monotonic() < deadline, "the report job was never submitted"
+            time.sleep(0.05)
+        os.kill(rerun.pid, signal.SIGKILL)
+        rerun.wait()
+        (chained,) = run_dir.glob("slurm/ib-*-report.jobid")
+        report_job = chained.read_text().strip()
+        last = subprocess.run(argv, env=env(3), capture_output=True, text=True, timeout=STUCK_S)
+        assert last.returncode == 0, last.stdout + last.stderr
     finally:
         for path in run_dir.glob("slurm/**/*.jobid*"):
             subprocess.run(["scancel", path.read_text().strip()], check=False)
@@ -232,13 +307,30 @@ def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local
     assert all(len(ids) == 1 for ids in by_step.values()), f"submitted twice: {by_step}"
     steps = ledger_rows(run_dir, "SELECT kind || ' ' || label, status FROM steps")
     # Every job of the run ran on the cluster; one score job scores both models (its job is
-    # recorded under the first model's step).
+    # recorded under the first model's step); the report is a job of its own.
     jobs_expected = {s for s, _ in steps if s.split()[0] in ("describe", "train", "predict")}
-    jobs_expected.add("score m0 (scenes) on faces_test")
+    jobs_expected |= {SCORE_STEP, "report report"}
     assert set(by_step) == jobs_expected
     assert {status for _, status in steps} == {"done"}
     adopted = sorted((step, attempt) for step, attempt, _, was_adopted in jobs if was_adopted)
-    assert adopted == [(f"train {m} on scenes", 2) for m in MODELS]
+    trains = [(f"train {m} on scenes", 2) for m in MODELS]
+    assert adopted == sorted([("report report", 1), (SCORE_STEP, 2), *trains])
+    assert by_step["report report"] == {report_job}
+
+    # The report job was chained on the score job (submitted before it ended, afterok), wrote
+    # the report a build here writes from the same run folder, and a rerun that changes
+    # nothing reuses it.
+    job_of = {step: job_id for step, _, job_id, _ in jobs}
+    report, score = job_fields(job_of["report report"]), job_fields(job_of[SCORE_STEP])
+    assert report["KillOInInvalidDependent"] == "Yes"  # only given with --dependency
+    assert report["SubmitTime"] <= score["EndTime"]
+    from_job = (run_dir / "report" / "report.md").read_text()
+    build_report(run_dir)
+    assert (run_dir / "report" / "report.md").read_text() == from_job
+    again = subprocess.run(argv, env=env(1), capture_output=True, text=True, timeout=STUCK_S)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"report: {run_dir / 'report'}" in again.stdout
+    assert ledger_rows(run_dir, REPORT_JOBS) == [(job_of["report report"],)]
 
 
 @pytest.mark.slow
@@ -270,6 +362,14 @@ def test_a_slurm_job_over_its_budget_gets_sigterm_then_is_cancelled(tmp_path: Pa
     (out,) = run_dir.glob(f"slurm/done/ib-*-train.out.{job_id}")
     assert "node: SIGTERM passed on to the job" in out.read_text()  # reached the node
     assert not [j for j in squeue_jobs() if j.startswith(job_id)]  # and the job is gone
+
+
+def job_fields(job_id: str) -> dict[str, str]:
+    """`scontrol show job`'s fields (slurmctld keeps an ended job for MinJobAge, an hour)."""
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True
+    )
+    return dict(f.split("=", 1) for f in shown.stdout.split() if "=" in f)
 
 
 def squeue_jobs() -> list[str]:

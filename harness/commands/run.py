@@ -49,8 +49,9 @@ from harness.running import RunRequest, format_summary, run_command
     type=click.Choice(["host", "slurm"]),
     default="host",
     show_default=True,
-    help="host: jobs run on this machine; slurm: each job is a Slurm batch job (submitted from "
-    "here, --slots of them in flight; extra sbatch arguments from $INPAINT_SLURM_ARGS).",
+    help="host: jobs run on this machine; slurm: each job, and the report, is a Slurm batch job "
+    "(submitted from here, --slots of them in flight, run on the node through --runner; extra "
+    "sbatch arguments from $INPAINT_SLURM_ARGS).",
 )
 @quiet_option
 def run(
@@ -80,7 +81,7 @@ def run(
         inpaint-bench run --profile sample --runner local
         inpaint-bench run --profile seed --gpu 0 --run-dir runs/seed
         inpaint-bench run --profile seed --gpus 0,1,2,3 --run-dir runs/seed
-        inpaint-bench run --profile seed --executor slurm --runner local --gpu 0 --slots 24
+        inpaint-bench run --profile seed --executor slurm --runner docker --gpu 0 --slots 24
     """
     if gpu is not None and gpus:
         raise click.UsageError("--gpu and --gpus: give one of them (--gpus 0 is --gpu 0)")
@@ -108,7 +109,12 @@ def run(
     )
     summary = run_command(request, reporter)
     click.echo(format_summary(summary))
-    if request.score:
+    # --executor slurm: a job wrote the report (its step's result); a failed one is in the table.
+    job = next((s for s in summary.steps if s.kind == "report"), None)
+    if job is not None and job.status != "failed":
+        click.echo(f"\nreport: {job.result['path']}\n")
+        click.echo(job.result["main_markdown"], nl=False)
+    elif job is None and request.score:
         # The report is the point of a run: write it even when some jobs failed (it shows them).
         from harness.report.build import build_report
 

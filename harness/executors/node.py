@@ -1,12 +1,16 @@
-"""The node side of `--executor slurm`: run one launch through the local runner inside a Slurm
-job, with the job's events going to a file the login-node harness follows.
+"""The node side of `--executor slurm`: run one launch inside a Slurm job through the runner
+the login node chose (local, or docker: node_runners.py), with the job's events going to a
+file the login-node harness follows; or build the run's report.
 
     python -m harness.executors.node RUN_DIR/slurm/<name>.launch.json
 
 Writes RUN_DIR/slurm/<name>.events (the job's stdout, appended as it comes) and, when the job
-has ended, RUN_DIR/slurm/<name>.exit.json (exit code, data-mount changes) by atomic rename.
-Never touches the ledger: the login-node harness is its only writer. SIGTERM (`scancel -b -s
-TERM`, sent by the harness at budget + grace) is passed on to the job's process group.
+has ended, RUN_DIR/slurm/<name>.exit.json (exit code, data-mount changes, or why the node could
+not start it) by atomic rename. Never writes the ledger: the login-node harness is its only
+writer (the report job reads it read-only). SIGTERM (`scancel -b -s TERM`, sent by the harness
+at budget + grace) is passed on to the job; SIGUSR1 (sent by the harness before it cancels the
+job) kills it, which a container needs: the Docker engine runs it outside the Slurm job, where
+Slurm's own SIGKILL does not reach.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.atomic import atomic_write_text
+from harness.errors import HarnessError
+from harness.executors.node_runners import runner_on_node
 from harness.runners.base import Launch, Limits, Mounts
-from harness.runners.local import LocalRunner
 
 
 def launch_to_json(launch: Launch) -> dict[str, Any]:
@@ -73,49 +78,70 @@ def launch_from_json(doc: dict[str, Any]) -> Launch:
     )
 
 
-def node_gpu(requested: int | None) -> int | None:
-    """The GPU Slurm gave this job (its first CUDA_VISIBLE_DEVICES entry), if one was asked."""
+def node_gpu(requested: int | None, runner: str = "local") -> int | None:
+    """The GPU Slurm gave this job, if one was asked, as the runner must name it. A local
+    process sees the job's own numbering (CUDA_VISIBLE_DEVICES, relative to the job's devices
+    where Slurm constrains them); the Docker engine runs outside the job's device cgroup, so a
+    container's device request names the node's own index (SLURM_JOB_GPUS, never relative)."""
     if requested is None:
         return None
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0]
-    return int(visible) if visible.isdigit() else requested
+    names = ["CUDA_VISIBLE_DEVICES"]
+    if runner == "docker":
+        names.insert(0, "SLURM_JOB_GPUS")
+    for name in names:
+        first = os.environ.get(name, "").split(",")[0]
+        if first.isdigit():
+            return int(first)
+    return requested
+
+
+def _failed(spec: dict[str, Any], error: Exception) -> int:
+    """The job could not start (no venv, no docker, no image on this node): its exit file says
+    why, and the harness takes that as the step's reason."""
+    traceback.print_exc()  # into the Slurm job's --output file
+    message = str(error) if isinstance(error, HarnessError) else f"{type(error).__name__}: {error}"
+    exit_info = {"exit_code": 1, "data_changes": [], "error": message}
+    atomic_write_text(Path(spec["exit"]), json.dumps(exit_info) + "\n")
+    return 1
 
 
 def main(spec_path: Path) -> int:
     spec = json.loads(spec_path.read_text())
+    if "report" in spec:
+        from harness.executors.node_report import report_main  # pandas: only this job needs it
+
+        return report_main(spec)
     launch = launch_from_json(spec["launch"])
-    launch = dataclasses.replace(launch, gpu=node_gpu(launch.gpu))
+    launch = dataclasses.replace(launch, gpu=node_gpu(launch.gpu, spec.get("runner", "local")))
     events = Path(spec["events"])
-    runner = LocalRunner({k: Path(v) for k, v in spec["upstream"].items()})
     try:
-        process = runner.start(launch)
+        process = runner_on_node(spec, launch.image).start(launch)
     except Exception as error:  # e.g. the model's venv cannot be made on this node
-        traceback.print_exc()  # into the Slurm job's --output file
-        exit_info = {
-            "exit_code": 1,
-            "data_changes": [],
-            "error": f"{type(error).__name__}: {error}",
-        }
-        atomic_write_text(Path(spec["exit"]), json.dumps(exit_info) + "\n")
-        return 1
+        return _failed(spec, error)
 
     def pass_on(signum: int, frame: object) -> None:
         print(f"node: {signal.Signals(signum).name} passed on to the job", file=sys.stderr)
         process.send_signal(signum)
 
+    def kill(signum: int, frame: object) -> None:
+        print("node: the harness cancels the job: killed", file=sys.stderr)
+        process.send_signal(signal.SIGKILL)
+
     signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGUSR1, kill)
     try:
         with open(events, "ab") as out:
             for chunk in process.stdout_chunks():
                 out.write(chunk)
                 out.flush()
         code = process.wait(None)
-        changes = process.data_changes()
+        # A container cannot write its read-only mounts; a local process can (and is caught).
+        changes: list[str] = getattr(process, "data_changes", list)()
+        oom = process.oom_killed()  # the container's memory limit, before it is removed
     finally:
         process.cleanup()
-    atomic_write_text(
-        Path(spec["exit"]), json.dumps({"exit_code": code, "data_changes": changes}) + "\n"
-    )
+    exit_info = {"exit_code": code, "data_changes": changes, "oom_killed": oom}
+    atomic_write_text(Path(spec["exit"]), json.dumps(exit_info) + "\n")
     return 0
 
 

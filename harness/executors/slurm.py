@@ -1,13 +1,16 @@
 """`--executor slurm`: every job of the run becomes a Slurm batch job; the harness on the login
 node submits it, follows it and stays the ledger's only writer.
 
-A `SlurmRunner` stands where the local runner stands in the pipeline: `start(launch)` writes
-the launch to RUN_DIR/slurm/<name>.launch.json and submits `python -m harness.executors.node`
-on it (`sbatch`), named `ib-<run id>-<step key>-<command>`; the returned `SlurmJob` is a
-`Process` the supervisor follows as it follows a local one: it reads the events file the node
-appends to, signals through `scancel`, and ends with the node's exit file. The slot executor
-decides how many jobs are in flight (`--slots`) and in which order, so a step is submitted only
-once the steps it needs are done (the harness needs their outcome anyway).
+A `SlurmRunner` stands where the chosen runner (local or docker) stands in the pipeline, and
+the node runs each job through that runner: `start(launch)` writes the launch (with the runner's
+name and, for docker, the image tag built here) to RUN_DIR/slurm/<name>.launch.json and submits
+`python -m harness.executors.node` on it (`sbatch`), named `ib-<run id>-<step key>-<command>`;
+the returned `SlurmJob` is a `Process` the supervisor follows as it follows a local one: it reads
+the events file the node appends to, signals through `scancel`, and ends with the node's exit
+file. The slot executor decides how many jobs are in flight (`--slots`) and in which order, so
+a step is submitted only once the steps it needs are done (the harness needs their outcome
+anyway); only the report job (`start_report`) is chained up front, on the last score job
+(docs/scaling.md says why).
 
 Adoption: a rerun after the harness died finds a job of the same name still pending or running
 (`squeue -n`) and follows it from its first event instead of submitting it again.
@@ -36,9 +39,9 @@ from typing import Any
 from harness.data.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.executors.node import launch_to_json
+from harness.executors.node_runners import docker_settings
 from harness.executors.slots import THREAD_VARIABLES
-from harness.runners.base import Launch
-from harness.runners.local import LocalRunner
+from harness.runners.base import Launch, Runner
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ POLL_S = 0.2  # the events and exit files, on the shared filesystem
 QUEUE_POLL_S = 5.0  # squeue, which asks slurmctld: not more often per job
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+REPORT_MIN = 60  # the report job's time limit: P6 loads 115,200 score rows in 1.6 s
 
 
 def _slurm(args: list[str]) -> str:
@@ -122,6 +126,8 @@ class SlurmJob:
 
     def send_signal(self, signum: int) -> None:
         if signum == signal.SIGKILL:
+            with contextlib.suppress(HarnessError):  # a job not yet started has no batch step
+                _slurm(["scancel", "-b", "-s", "USR1", self.job_id])
             _slurm(["scancel", self.job_id])
         else:  # to the batch step, whose node process passes it on to the job
             _slurm(["scancel", "-b", "-s", signal.Signals(signum).name[3:], self.job_id])
@@ -135,16 +141,25 @@ class SlurmJob:
         exit_info = self._exit_info()
         return int(exit_info.get("exit_code", -signal.SIGKILL))
 
+    def exit_info(self) -> dict[str, Any]:
+        """What the node wrote when the job ended ({} before, or if it wrote nothing)."""
+        return dict(self._exit_info())
+
     def _exit_info(self) -> dict[str, Any]:
         if self._exit is None and self.exit_file.is_file():
             self._exit = json.loads(self.exit_file.read_text())
         return self._exit or {}
 
+    def node_error(self) -> str | None:
+        """Why the node could not start the job (no image or docker there, no venv), if so."""
+        error = self._exit_info().get("error")
+        return None if error is None else str(error)
+
     def data_changes(self) -> list[str]:
         return list(self._exit_info().get("data_changes", []))
 
     def oom_killed(self) -> bool:
-        return False
+        return bool(self._exit_info().get("oom_killed", False))
 
     def cleanup(self) -> None:
         """Cancel the job if it still runs; set its files aside, so that the step's next
@@ -160,19 +175,65 @@ class SlurmJob:
 
 
 class SlurmRunner:
-    """Runs each launch as a Slurm job through the local runner on a node."""
+    """Runs each launch as a Slurm job through the chosen runner (local or docker) on a node,
+    and the run's report as a job of its own."""
 
-    def __init__(self, local: LocalRunner, run_dir: Path, sbatch_args: tuple[str, ...] = ()):
-        self.local = local
+    def __init__(self, local: Runner, run_dir: Path, sbatch_args: tuple[str, ...] = ()):
+        # The runner the nodes use: LocalRunner, or DockerRunner (whose image_for this needs).
+        self.local: Any = local
         self.name = local.name
         self.folder = Path(run_dir).resolve() / "slurm"
         self.sbatch_args = sbatch_args
 
     def unavailable(self, model: str, folder: Any) -> str | None:
-        return self.local.unavailable(model, folder)
+        check = getattr(self.local, "unavailable", None)
+        return check(model, folder) if check is not None else None
+
+    def provenance(self, folder: str) -> dict[str, str]:
+        """The image ID the nodes run (docker: the tag the login node built), for the results."""
+        lookup = getattr(self.local, "provenance", None)
+        return lookup(folder) if lookup is not None else {}
 
     def start(self, launch: Launch) -> SlurmJob:
         name = f"ib-{launch.run_id}-{launch.key[:16]}-{launch.command}"
+        # The node gets its threads from its CPU allocation, not from the login node's cores.
+        env = {k: v for k, v in launch.env.items() if k not in THREAD_VARIABLES}
+        doc: dict[str, Any] = {
+            "launch": launch_to_json(launch) | {"env": env},
+            "runner": self.local.name,
+            "upstream": {k: str(v) for k, v in getattr(self.local, "upstream_src", {}).items()},
+        }
+        if self.local.name == "docker":
+            # The node runs the tag built here; it never builds (node_runners.py).
+            doc["launch"]["image"] = (
+                self.local.image_for(launch) if Path(launch.image).is_dir() else launch.image
+            )
+            doc["docker"] = docker_settings(self.local)
+        return self._submit(name, doc, time_limit_min(launch), launch.gpu is not None)
+
+    def start_report(self, run_id: str, after: tuple[str, ...] = ()) -> SlurmJob:
+        """Submit (or adopt) the job that writes RUN_DIR/report/ (node_report.py), to start
+        once the jobs `after` have completed; once started, it waits for `release_report`."""
+        name = f"ib-{run_id}-report"
+        doc = {"report": {"run_dir": str(self.folder.parent), "ready": str(self._ready(name))}}
+        depend = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"]
+        return self._submit(name, doc, REPORT_MIN, False, depend if after else [])
+
+    def release_report(self, job: SlurmJob) -> None:
+        """Let the report job go on: the ledger holds everything it is to report."""
+        atomic_write_text(self._ready(job.name), job.job_id + "\n")
+
+    def _ready(self, name: str) -> Path:
+        return self.folder / f"{name}.ready"
+
+    def _submit(
+        self,
+        name: str,
+        body: dict[str, Any],
+        minutes: int,
+        gpu: bool,
+        extra: list[str] | None = None,
+    ) -> SlurmJob:
         base = self.folder / name
         events, exit_file = base.with_suffix(".events"), base.with_suffix(".exit.json")
         recorded = base.with_suffix(".jobid")
@@ -186,15 +247,9 @@ class SlurmRunner:
         self.folder.mkdir(parents=True, exist_ok=True)
         events.unlink(missing_ok=True)
         exit_file.unlink(missing_ok=True)
+        self._ready(name).unlink(missing_ok=True)
         spec = base.with_suffix(".launch.json")
-        # The node gets its threads from its CPU allocation, not from the login node's cores.
-        env = {k: v for k, v in launch.env.items() if k not in THREAD_VARIABLES}
-        doc = {
-            "launch": launch_to_json(launch) | {"env": env},
-            "events": str(events),
-            "exit": str(exit_file),
-            "upstream": {k: str(v) for k, v in self.local.upstream_src.items()},
-        }
+        doc = body | {"events": str(events), "exit": str(exit_file)}
         atomic_write_text(spec, json.dumps(doc, indent=1) + "\n")
         script = base.with_suffix(".sh")
         atomic_write_text(
@@ -210,8 +265,9 @@ class SlurmRunner:
             f"--job-name={name}",
             f"--output={base.with_suffix('.out')}",
             f"--chdir={self.folder}",
-            f"--time={time_limit_min(launch)}",
-            *(["--gres=gpu:1"] if launch.gpu is not None else []),
+            f"--time={minutes}",
+            *(["--gres=gpu:1"] if gpu else []),
+            *(extra or []),
             *self.sbatch_args,
             str(script),
         ]

@@ -199,7 +199,8 @@ def load_run(run_dir: Path, images_root: Path | None = None) -> RunData:
     info = _run_info(run_dir / "run.json")
     ledger = _read_only_ledger(path)
     try:
-        steps = ledger.steps()
+        # The report's own step (a Slurm job, harness/report_step.py) is not one of the run's.
+        steps = [s for s in ledger.steps() if s.kind != "report"]
         has_scores = "0002_scores" in ledger.migrations()
         rows = ledger.score_rows() if has_scores else []
         progress = {

@@ -1,0 +1,39 @@
+"""The report as a Slurm job: build RUN_DIR/report/ on a node from the run folder.
+
+The job may start as soon as the last score job has ended (`--dependency=afterok`), before the
+login-node harness has put that job's rows into the ledger: it waits for the harness's ready
+file first. The report reads the ledger read-only (harness/report/rundata.py), so the harness
+stays its only writer; the exit file carries the report's path and main tables back to it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from harness.data.atomic import atomic_write_text
+from harness.errors import HarnessError
+
+READY_POLL_S = 1.0  # a file on the shared filesystem: not more often
+
+
+def report_main(spec: dict[str, Any]) -> int:
+    from harness.report.build import build_report
+
+    exit_file = Path(spec["exit"])
+    ready = Path(spec["report"]["ready"])
+    while not ready.exists():  # bounded by the job's time limit (REPORT_MIN)
+        time.sleep(READY_POLL_S)
+    try:
+        result = build_report(Path(spec["report"]["run_dir"]))
+    except Exception as error:
+        traceback.print_exc()  # into the Slurm job's --output file
+        message = str(error) if isinstance(error, HarnessError) else repr(error)
+        atomic_write_text(exit_file, json.dumps({"exit_code": 1, "error": message}) + "\n")
+        return 1
+    done = {"exit_code": 0, "path": str(result.path), "main_markdown": result.main_markdown}
+    atomic_write_text(exit_file, json.dumps(done) + "\n")
+    return 0
