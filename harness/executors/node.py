@@ -3,8 +3,10 @@ job, with the job's events going to a file the login-node harness follows.
 
     python -m harness.executors.node RUN_DIR/slurm/<name>.launch.json
 
-Writes RUN_DIR/slurm/<name>.events (the job's stdout, appended as it comes) and, when the job
-has ended, RUN_DIR/slurm/<name>.exit.json (exit code, data-mount changes) by atomic rename.
+Writes RUN_DIR/slurm/<name>.events (created first thing, as the sign that this node sees the run
+folder; then the job's stdout, appended as it comes) and, when the job has ended,
+RUN_DIR/slurm/<name>.exit.json (exit code, data-mount changes, $SLURM_JOB_ID: a rerun adopts the
+job by it even if the login node died before recording the ID) by atomic rename.
 Never touches the ledger: the login-node harness is its only writer. SIGTERM (`scancel -b -s
 TERM`, sent by the harness at budget + grace) is passed on to the job's process group.
 """
@@ -86,6 +88,8 @@ def main(spec_path: Path) -> int:
     launch = launch_from_json(spec["launch"])
     launch = dataclasses.replace(launch, gpu=node_gpu(launch.gpu))
     events = Path(spec["events"])
+    events.touch()
+    job_id = {"job_id": os.environ.get("SLURM_JOB_ID")}
     runner = LocalRunner({k: Path(v) for k, v in spec["upstream"].items()})
     try:
         process = runner.start(launch)
@@ -95,7 +99,7 @@ def main(spec_path: Path) -> int:
             "exit_code": 1,
             "data_changes": [],
             "error": f"{type(error).__name__}: {error}",
-        }
+        } | job_id
         atomic_write_text(Path(spec["exit"]), json.dumps(exit_info) + "\n")
         return 1
 
@@ -114,7 +118,7 @@ def main(spec_path: Path) -> int:
     finally:
         process.cleanup()
     atomic_write_text(
-        Path(spec["exit"]), json.dumps({"exit_code": code, "data_changes": changes}) + "\n"
+        Path(spec["exit"]), json.dumps({"exit_code": code, "data_changes": changes} | job_id) + "\n"
     )
     return 0
 

@@ -10,7 +10,13 @@ decides how many jobs are in flight (`--slots`) and in which order, so a step is
 once the steps it needs are done (the harness needs their outcome anyway).
 
 Adoption: a rerun after the harness died finds a job of the same name still pending or running
-(`squeue -n`) and follows it from its first event instead of submitting it again.
+(`squeue -n`) and follows it from its first event instead of submitting it again; a job that
+ended meanwhile is known by its exit file, which names its job ID (so a harness that died
+between `sbatch` returning and writing the .jobid file does not make its rerun submit again).
+
+The run folder must be on a filesystem the nodes share: a job that left the queue without its
+node's first trace in it (the node creates the events file first thing), or that has been
+RUNNING for NODE_START_S without one, stops the run with an error that says so.
 
 Plain `sbatch`/`squeue`/`scancel` rather than submitit: submitit runs a pickled function and
 returns its pickled result at the end, while here the job's events must stream to the login
@@ -44,6 +50,9 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # the events and exit files, on the shared filesystem
 QUEUE_POLL_S = 5.0  # squeue, which asks slurmctld: not more often per job
+# A RUNNING job's node creates its events file as soon as Python has started: this long without
+# it, the node does not see the run folder (a slow shared filesystem's imports included).
+NODE_START_S = 300.0
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,6 +94,9 @@ class SlurmJob:
         self._exit: dict[str, Any] | None = None
         self._queue_checked = 0.0
         self._gone = False  # once seen ended, ended for every caller (pump and supervisor)
+        self._running_since: float | None = None  # seen RUNNING without its events file
+        self._lost = False  # its node does not see the run folder: cancelled, and an error
+        self._killed = False  # by this harness (scancel): its end is the supervisor's to explain
 
     def _ended(self) -> bool:
         if self._gone or self.exit_file.is_file():
@@ -99,9 +111,18 @@ class SlurmJob:
         except HarnessError as error:  # slurmctld busy or restarting: ask again later
             log.warning("job %s: %s", self.job_id, error)
             return False
+        state = listed.get(self.job_id)
+        if state == "RUNNING" and not self.events.exists():
+            if self._running_since is None:
+                self._running_since = now
+            if now - self._running_since >= NODE_START_S:
+                self._lost = self._gone = True
+                with contextlib.suppress(HarnessError):
+                    _slurm(["scancel", self.job_id])
+                return True
         # Gone from the queue: ended (its exit file, if any, is there now), was cancelled, or
         # its node died.
-        self._gone = listed.get(self.job_id) not in ALIVE
+        self._gone = state not in ALIVE
         return self._gone
 
     def stdout_chunks(self) -> Iterator[bytes]:
@@ -122,6 +143,7 @@ class SlurmJob:
 
     def send_signal(self, signum: int) -> None:
         if signum == signal.SIGKILL:
+            self._killed = True
             _slurm(["scancel", self.job_id])
         else:  # to the batch step, whose node process passes it on to the job
             _slurm(["scancel", "-b", "-s", signal.Signals(signum).name[3:], self.job_id])
@@ -133,7 +155,24 @@ class SlurmJob:
                 return None
             time.sleep(POLL_S)
         exit_info = self._exit_info()
+        if self._lost or not (exit_info or self._killed or self.events.exists()):
+            self._run_folder_not_shared()
         return int(exit_info.get("exit_code", -signal.SIGKILL))
+
+    def _run_folder_not_shared(self) -> None:
+        """The job ended, or has run for long, and its node never created the events file:
+        the likeliest cause, and one every later job would meet too, is a run folder the node
+        cannot see (the login node's /tmp or local disk), so the run stops here."""
+        how = f"ran for {NODE_START_S:g} s without" if self._lost else "left the queue without"
+        run_dir = self.events.parent.parent
+        raise HarnessError(
+            f"{run_dir}: Slurm job {self.job_id} ({self.name}) {how} creating {self.events},"
+            " the first thing its node does: the node does not see this run folder. The run"
+            " folder must be on a filesystem the login node and the nodes share",
+            f"choose one with --run-dir (shared home or project storage, not /tmp or a local"
+            f" disk); the node's own messages are in {self.events.with_suffix('.out')} on the"
+            f" node, and `sacct -j {self.job_id}` says how the job ended",
+        )
 
     def _exit_info(self) -> dict[str, Any]:
         if self._exit is None and self.exit_file.is_file():
@@ -179,10 +218,10 @@ class SlurmRunner:
         alive = {i: s for i, s in job_states(name).items() if s in ALIVE}
         if alive:
             return SlurmJob(min(alive, key=int), name, events, exit_file, adopted=True)
-        if exit_file.is_file() and recorded.is_file():
+        ended_id = ended_job_id(exit_file, recorded)
+        if ended_id is not None:
             # It ended while no harness followed it: take its outcome, do not run it again.
-            job_id = recorded.read_text().strip()
-            return SlurmJob(job_id, name, events, exit_file, adopted=True)
+            return SlurmJob(ended_id, name, events, exit_file, adopted=True)
         self.folder.mkdir(parents=True, exist_ok=True)
         events.unlink(missing_ok=True)
         exit_file.unlink(missing_ok=True)
@@ -218,6 +257,18 @@ class SlurmRunner:
         job_id = _slurm(args).strip().split(";")[0]
         atomic_write_text(recorded, job_id + "\n")
         return SlurmJob(job_id, name, events, exit_file, adopted=False)
+
+
+def ended_job_id(exit_file: Path, recorded: Path) -> str | None:
+    """The job ID of a job whose node wrote its exit file, from the file itself (the node puts
+    $SLURM_JOB_ID there) or, for an exit file from before that, from the .jobid file."""
+    if not exit_file.is_file():
+        return None
+    with contextlib.suppress(ValueError):
+        job_id = json.loads(exit_file.read_text()).get("job_id")
+        if job_id:
+            return str(job_id)
+    return recorded.read_text().strip() if recorded.is_file() else None
 
 
 def sbatch_args_from_env() -> tuple[str, ...]:
