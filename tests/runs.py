@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -30,7 +31,9 @@ def faulty(name: str, fault: str = "none", budget_s: float = 1.0) -> ModelEntry:
 
 def faulty_launch(root: Path, gpu: int | None = None) -> Launch:
     """A training launch of the faulty fixture with its mounts under root (for the executors'
-    tests: what the harness hands a runner)."""
+    tests: what the harness hands a runner), its job file written."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "job.json").write_text(json.dumps({"job_id": "ab" * 8, "command": "train"}))
     return Launch(
         "m0",
         str(FAULTY),

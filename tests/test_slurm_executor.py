@@ -92,6 +92,8 @@ def test_a_job_is_submitted_with_its_name_limit_and_gpu_request(
     assert (tmp_path / "run" / "slurm" / f"{name}.jobid").read_text() == "4242\n"
     spec = (base.parent / f"{name}.launch.json").read_text()
     assert '"KEEP": "1"' in spec and "OMP_NUM_THREADS" not in spec  # the node sets its own
+    mounts = json.loads(spec)["launch"]["mounts"]  # the job's own, out of the rerun's reach
+    assert (mounts["job"], mounts["outputs"]) == (f"{base}.job/job.json", f"{base}.outputs")
 
 
 def test_a_job_still_queued_is_adopted_not_submitted_again(

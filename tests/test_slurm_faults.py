@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import shutil
 import signal
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,9 @@ from harness.runners.local import LocalRunner
 
 def failing_launch(tmp_path: Path) -> Launch:
     """A launch the node cannot start (no such image): the job ends at once, exit file written.
-    Its run ID is this test's own, so that its job name is too (slurmctld keeps ended jobs)."""
-    run_id = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]
+    Its run ID is new, so that its job name is too: slurmctld keeps ended jobs, and a later
+    session's tmp_path can be an earlier one's (pytest reuses a removed folder's number)."""
+    run_id = uuid.uuid4().hex[:12]
     launch = faulty_launch(tmp_path)
     return dataclasses.replace(launch, image=str(tmp_path / "no-such-image"), run_id=run_id)
 
@@ -93,6 +95,36 @@ def test_an_exit_file_from_before_job_ids_is_adopted_by_its_jobid_file(
     recorded.write_text("556\n")
     job = SlurmRunner(LocalRunner(), tmp_path / "run").start(launch)
     assert (job.job_id, job.adopted, job.wait(None)) == ("556", True, 3)
+
+
+def test_an_adopted_job_hands_its_outputs_to_the_new_attempts_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A predict-like step: attempt 1's job is submitted, the harness dies, the job ends, and
+    the rerun (attempt 2) wipes the step's work folder and wants the outputs in outputs-2."""
+    monkeypatch.setattr(slurm, "_slurm", lambda args: "" if args[0] == "squeue" else "4242\n")
+    work = tmp_path / "work"
+    first = faulty_launch(work)
+    outputs_1 = work / "outputs-1"
+    first.mounts.job.write_text(json.dumps({"output": f"{outputs_1.resolve()}/scores_0.csv"}))
+    first = dataclasses.replace(first, mounts=dataclasses.replace(first.mounts, outputs=outputs_1))
+    run_dir = tmp_path / "run"
+    job = SlurmRunner(LocalRunner(), run_dir).start(first)
+    own = run_dir / "slurm" / f"{job.name}.outputs"
+    copy = json.loads((run_dir / "slurm" / f"{job.name}.job" / "job.json").read_text())
+    assert copy == {"output": f"{own.resolve()}/scores_0.csv"}  # the job writes to its own
+    (own / "scores_0.csv").write_text("the job's result")  # what the node's job wrote
+    exit_file, recorded = job_files(run_dir, first)
+    exit_file.write_text(json.dumps({"exit_code": 0, "job_id": "4242"}))
+    recorded.unlink()  # the harness died before writing it
+
+    shutil.rmtree(work)  # the rerun's attempt 2 starts afresh
+    again = dataclasses.replace(
+        faulty_launch(work), mounts=dataclasses.replace(first.mounts, outputs=work / "outputs-2")
+    )
+    adopted = SlurmRunner(LocalRunner(), run_dir).start(again)
+    assert (adopted.job_id, adopted.adopted, adopted.wait(None)) == ("4242", True, 0)
+    assert (work / "outputs-2" / "scores_0.csv").read_text() == "the job's result"
 
 
 def queue_says(state: str, calls: list[list[str]]) -> object:

@@ -9,6 +9,10 @@ appends to, signals through `scancel`, and ends with the node's exit file. The s
 decides how many jobs are in flight (`--slots`) and in which order, so a step is submitted only
 once the steps it needs are done (the harness needs their outcome anyway).
 
+The node runs each job on its own copy of the job file and its own outputs folder in
+RUN_DIR/slurm (own_folders.py), out of reach of the work folder a rerun wipes; the harness that
+follows the job to its end moves the outputs where its launch wants them.
+
 Adoption: a rerun after the harness died finds a job of the same name still pending or running
 (`squeue -n`) and follows it from its first event instead of submitting it again; a job that
 ended meanwhile is known by its exit file, which names its job ID (so a harness that died
@@ -42,6 +46,7 @@ from typing import Any
 from harness.data.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.executors.node import launch_to_json
+from harness.executors.own_folders import hand_over_outputs, on_own_folders
 from harness.executors.slots import THREAD_VARIABLES
 from harness.runners.base import Launch
 from harness.runners.local import LocalRunner
@@ -85,12 +90,21 @@ def time_limit_min(launch: Launch) -> int:
 class SlurmJob:
     """A submitted (or adopted) Slurm job, followed like a local process."""
 
-    def __init__(self, job_id: str, name: str, events: Path, exit_file: Path, adopted: bool):
+    def __init__(
+        self,
+        job_id: str,
+        name: str,
+        events: Path,
+        exit_file: Path,
+        adopted: bool,
+        outputs: Path | None = None,
+    ):
         self.job_id = job_id
         self.name = name
         self.events = events
         self.exit_file = exit_file
         self.adopted = adopted
+        self.outputs = outputs  # where this harness's launch wants the job's outputs
         self._exit: dict[str, Any] | None = None
         self._queue_checked = 0.0
         self._gone = False  # once seen ended, ended for every caller (pump and supervisor)
@@ -157,6 +171,8 @@ class SlurmJob:
         exit_info = self._exit_info()
         if self._lost or not (exit_info or self._killed or self.events.exists()):
             self._run_folder_not_shared()
+        if self.outputs is not None:
+            hand_over_outputs(self.events.with_suffix(""), self.outputs)
         return int(exit_info.get("exit_code", -signal.SIGKILL))
 
     def _run_folder_not_shared(self) -> None:
@@ -167,8 +183,8 @@ class SlurmJob:
         run_dir = self.events.parent.parent
         raise HarnessError(
             f"{run_dir}: Slurm job {self.job_id} ({self.name}) {how} creating {self.events},"
-            " the first thing its node does: the node does not see this run folder. The run"
-            " folder must be on a filesystem the login node and the nodes share",
+            " the first thing its node does, so its node most likely cannot see this run"
+            " folder. The run folder must be on a filesystem the login node and the nodes share",
             f"choose one with --run-dir (shared home or project storage, not /tmp or a local"
             f" disk); the node's own messages are in {self.events.with_suffix('.out')} on the"
             f" node, and `sacct -j {self.job_id}` says how the job ended",
@@ -216,12 +232,13 @@ class SlurmRunner:
         events, exit_file = base.with_suffix(".events"), base.with_suffix(".exit.json")
         recorded = base.with_suffix(".jobid")
         alive = {i: s for i, s in job_states(name).items() if s in ALIVE}
+        outputs = launch.mounts.outputs
         if alive:
-            return SlurmJob(min(alive, key=int), name, events, exit_file, adopted=True)
+            return SlurmJob(min(alive, key=int), name, events, exit_file, True, outputs)
         ended_id = ended_job_id(exit_file, recorded)
         if ended_id is not None:
             # It ended while no harness followed it: take its outcome, do not run it again.
-            return SlurmJob(ended_id, name, events, exit_file, adopted=True)
+            return SlurmJob(ended_id, name, events, exit_file, True, outputs)
         self.folder.mkdir(parents=True, exist_ok=True)
         events.unlink(missing_ok=True)
         exit_file.unlink(missing_ok=True)
@@ -229,7 +246,7 @@ class SlurmRunner:
         # The node gets its threads from its CPU allocation, not from the login node's cores.
         env = {k: v for k, v in launch.env.items() if k not in THREAD_VARIABLES}
         doc = {
-            "launch": launch_to_json(launch) | {"env": env},
+            "launch": launch_to_json(on_own_folders(launch, base)) | {"env": env},
             "events": str(events),
             "exit": str(exit_file),
             "upstream": {k: str(v) for k, v in self.local.upstream_src.items()},
@@ -256,7 +273,7 @@ class SlurmRunner:
         ]
         job_id = _slurm(args).strip().split(";")[0]
         atomic_write_text(recorded, job_id + "\n")
-        return SlurmJob(job_id, name, events, exit_file, adopted=False)
+        return SlurmJob(job_id, name, events, exit_file, False, outputs)
 
 
 def ended_job_id(exit_file: Path, recorded: Path) -> str | None:
