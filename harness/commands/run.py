@@ -50,7 +50,8 @@ from harness.running import RunRequest, format_summary, run_command
     default="host",
     show_default=True,
     help="host: jobs run on this machine; slurm: each job is a Slurm batch job (submitted from "
-    "here, --slots of them in flight; extra sbatch arguments from $INPAINT_SLURM_ARGS).",
+    "here, --slots of them in flight; extra sbatch arguments from $INPAINT_SLURM_ARGS; "
+    "--run-dir on a filesystem the nodes share).",
 )
 @quiet_option
 def run(
