@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 from datatree import tiny_run_args, write_tiny_benchmark
-from runs import FAULTY
+from runs import FAULTY, rendezvous_benchmark, results
 
 BIN = Path(sys.executable).parent / "inpaint-bench"
 KILLS = 20
@@ -124,13 +124,6 @@ def jobs_of(run_dir: Path) -> list[int]:
             if f"{run_dir}/".encode() in cmdline:
                 found.append(int(entry.name))
     return found
-
-
-def results(run_dir: Path) -> dict[str, bytes]:
-    """Every score CSV and prediction PNG of a run, by relative path (the CSVs' sidecars hold
-    timings, so they are left out)."""
-    files = [*(run_dir / "scores").rglob("*.csv"), *(run_dir / "predictions").rglob("*.png")]
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(files)}
 
 
 REPORT = "report"  # the state after the last step: report building and exit
@@ -314,25 +307,8 @@ def test_kill_9_with_two_jobs_in_flight_leaves_no_orphan_and_resumes(tmp_path: P
     """Two CPU slots: the harness is killed while both trainings run (each waits at a
     rendezvous for the other, so both are seen up at once); the rerun finishes with the
     results of a one-slot run, and only the two killed trainings run a second time."""
-    models = {
-        m: {"image": str(FAULTY), "batch_size": 1, "hyperparameters": {"fault": "rendezvous"}}
-        for m in MODELS
-    }
-    config = write_tiny_benchmark(tmp_path, models, train=(4, 1), test=3)
-    meet = tmp_path / "meet"
-    meet.mkdir()
-
-    def env(wanted: int) -> dict[str, str]:
-        return {
-            **os.environ,
-            "INPAINT_TEST_RENDEZVOUS": str(meet),
-            "INPAINT_TEST_RENDEZVOUS_N": str(wanted),
-        }
-
-    def clear_meet() -> None:
-        for path in meet.iterdir():
-            path.unlink()
-
+    meeting = rendezvous_benchmark(tmp_path, MODELS)
+    config, env = meeting.config, meeting.env
     reference_dir = tmp_path / "reference"  # one slot: each training meets only itself
     first = subprocess.run(
         command(config, reference_dir), capture_output=True, text=True, env=env(1)
@@ -340,7 +316,7 @@ def test_kill_9_with_two_jobs_in_flight_leaves_no_orphan_and_resumes(tmp_path: P
     assert first.returncode == 0, first.stdout + first.stderr
     reference = results(reference_dir)
     _, reference_steps, scores = read_ledger(reference_dir)
-    clear_meet()
+    meeting.clear()
 
     run_dir = tmp_path / "run"
     argv = [*command(config, run_dir), "--slots", "2"]
@@ -349,7 +325,7 @@ def test_kill_9_with_two_jobs_in_flight_leaves_no_orphan_and_resumes(tmp_path: P
     )
     try:
         # Both trainings are up once both have written their rendezvous files.
-        while len([p for p in meet.iterdir() if not p.name.startswith(".")]) < len(MODELS):
+        while meeting.arrived() < len(MODELS):
             assert harness.poll() is None, "the harness ended before both jobs were up"
             time.sleep(0.01)
         in_flight = jobs_of_group(run_dir)
@@ -367,7 +343,7 @@ def test_kill_9_with_two_jobs_in_flight_leaves_no_orphan_and_resumes(tmp_path: P
     assert sorted(trains) == [f"train {m} on scenes" for m in MODELS]
     assert {v[:2] for v in trains.values()} == {("running", 1)}
 
-    clear_meet()
+    meeting.clear()
     rerun = subprocess.run(argv, capture_output=True, text=True, env=env(len(MODELS)))
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     steps = check_completed(run_dir, reference, scores)

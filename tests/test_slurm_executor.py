@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from datatree import tiny_run_args, write_tiny_benchmark
-from runs import FAULTY
+from runs import FAULTY, faulty_launch, ledger_rows, rendezvous_benchmark, results
 from slurmhost import STUCK_S, slurm_conf
 
 from harness.errors import DockerUnavailable
@@ -26,7 +25,6 @@ from harness.executors.node import launch_from_json, launch_to_json, node_gpu
 from harness.executors.slurm import ALIVE, SlurmRunner, job_states, time_limit_min
 from harness.report.build import build_report
 from harness.report_step import ReportChain
-from harness.runners.base import Launch, Limits, Mounts
 from harness.runners.local import LocalRunner
 
 BIN = Path(sys.executable).parent / "inpaint-bench"
@@ -38,31 +36,14 @@ REPORT_JOBS = (
 )
 
 
-def a_launch(tmp_path: Path, gpu: int | None = None) -> Launch:
-    return Launch(
-        "m0",
-        str(FAULTY),
-        "train",
-        Mounts(
-            {"images": tmp_path / "img"}, tmp_path / "job.json", tmp_path / "ck", tmp_path / "o"
-        ),
-        Limits(setup_cap_s=1800.0, budget_s=7200.0, grace_s=60.0, memory_bytes=1 << 30),
-        tmp_path / "train.log",
-        gpu=gpu,
-        env={"OMP_NUM_THREADS": "8", "KEEP": "1"},
-        key="ab" * 32,
-        run_id="run123",
-    )
-
-
 def test_a_launch_survives_its_trip_to_the_node(tmp_path: Path) -> None:
-    launch = a_launch(tmp_path, gpu=0)
+    launch = faulty_launch(tmp_path, gpu=0)
     assert launch_from_json(launch_to_json(launch)) == launch
 
 
 def test_the_time_limit_is_budget_setup_cap_and_two_graces_plus_a_minute(tmp_path: Path) -> None:
     # (7200 + 1800 + 2 × 60) s = 152 min, + 1 for the node's own start
-    assert time_limit_min(a_launch(tmp_path)) == 153
+    assert time_limit_min(faulty_launch(tmp_path)) == 153
 
 
 def test_the_node_uses_the_gpu_slurm_gave_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +55,7 @@ def test_the_node_uses_the_gpu_slurm_gave_the_job(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_job_the_node_cannot_start_still_leaves_its_exit_file(tmp_path: Path) -> None:
-    launch = dataclasses.replace(a_launch(tmp_path), image=str(tmp_path / "no-such-image"))
+    launch = dataclasses.replace(faulty_launch(tmp_path), image=str(tmp_path / "no-such-image"))
     spec = tmp_path / "job.launch.json"
     doc = {
         "launch": launch_to_json(launch),
@@ -99,7 +80,7 @@ def test_a_job_is_submitted_with_its_name_limit_and_gpu_request(
 
     monkeypatch.setattr(slurm, "_slurm", fake_slurm)
     runner = SlurmRunner(LocalRunner(), tmp_path / "run", ("--partition=gpu",))
-    job = runner.start(a_launch(tmp_path, gpu=0))
+    job = runner.start(faulty_launch(tmp_path, gpu=0))
     name = f"ib-run123-{'ab' * 8}-train"
     base = tmp_path / "run" / "slurm" / name
     assert (job.job_id, job.name, job.adopted) == ("4242", name, False)
@@ -120,6 +101,8 @@ def test_a_job_is_submitted_with_its_name_limit_and_gpu_request(
     assert (tmp_path / "run" / "slurm" / f"{name}.jobid").read_text() == "4242\n"
     spec = (base.parent / f"{name}.launch.json").read_text()
     assert '"KEEP": "1"' in spec and "OMP_NUM_THREADS" not in spec  # the node sets its own
+    mounts = json.loads(spec)["launch"]["mounts"]  # the job's own, out of the rerun's reach
+    assert (mounts["job"], mounts["outputs"]) == (f"{base}.job/job.json", f"{base}.outputs")
 
 
 def test_a_job_still_queued_is_adopted_not_submitted_again(
@@ -132,7 +115,7 @@ def test_a_job_still_queued_is_adopted_not_submitted_again(
         return "77 RUNNING\n" if args[0] == "squeue" else pytest.fail("submitted again")
 
     monkeypatch.setattr(slurm, "_slurm", fake_slurm)
-    job = SlurmRunner(LocalRunner(), tmp_path / "run").start(a_launch(tmp_path))
+    job = SlurmRunner(LocalRunner(), tmp_path / "run").start(faulty_launch(tmp_path))
     assert (job.job_id, job.adopted) == ("77", True)
     assert [c[0] for c in calls] == ["squeue"]
 
@@ -178,7 +161,7 @@ def test_a_node_without_the_models_image_fails_the_step_with_that_reason(
     monkeypatch.setattr(node_runners, "docker_on_node", no_image)
     spec = tmp_path / "job.launch.json"
     doc = {
-        "launch": launch_to_json(a_launch(tmp_path)) | {"image": "inpaint-bench/m0:abc"},
+        "launch": launch_to_json(faulty_launch(tmp_path)) | {"image": "inpaint-bench/m0:abc"},
         "runner": "docker",
         "docker": {},
         "events": str(tmp_path / "job.events"),
@@ -193,49 +176,13 @@ def test_a_node_without_the_models_image_fails_the_step_with_that_reason(
     )
 
 
-def results(run_dir: Path) -> dict[str, bytes]:
-    files = [*(run_dir / "scores").rglob("*.csv"), *(run_dir / "predictions").rglob("*.png")]
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(files)}
-
-
-def ledger_rows(run_dir: Path, sql: str) -> list[tuple]:
-    path = run_dir / "ledger.sqlite"
-    if not path.exists():
-        return []
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return conn.execute(sql).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []  # created, not yet migrated
-
-
-def trains_at_rendezvous(meet: Path) -> int:
-    return len([p for p in meet.iterdir() if not p.name.startswith(".")])
-
-
 @pytest.mark.slow
 def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local(
     tmp_path: Path,
 ) -> None:
     slurm_conf()
-    models = {
-        m: {"image": str(FAULTY), "batch_size": 1, "hyperparameters": {"fault": "rendezvous"}}
-        for m in MODELS
-    }
-    config = write_tiny_benchmark(tmp_path, models, train=(4, 1), test=3)
-    meet = tmp_path / "meet"
-    meet.mkdir()
-
-    def env(wanted: int) -> dict[str, str]:
-        return {
-            **os.environ,
-            "INPAINT_TEST_RENDEZVOUS": str(meet),
-            "INPAINT_TEST_RENDEZVOUS_N": str(wanted),
-        }
-
+    meeting = rendezvous_benchmark(tmp_path, MODELS)
+    config, env, meet = meeting.config, meeting.env, meeting.meet
     reference_dir = tmp_path / "local"  # one slot on this host: each training meets itself
     local = subprocess.run(
         [str(BIN), *tiny_run_args(config, reference_dir), "-q"],
@@ -244,8 +191,7 @@ def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local
         text=True,
     )
     assert local.returncode == 0, local.stdout + local.stderr
-    for path in meet.iterdir():
-        path.unlink()
+    meeting.clear()
 
     run_dir = tmp_path / "slurm"
     argv = [str(BIN), *tiny_run_args(config, run_dir), "-q", "--executor", "slurm"]
@@ -256,7 +202,7 @@ def test_slurm_run_killed_with_jobs_on_the_cluster_adopts_them_and_matches_local
     )
     try:
         deadline = time.monotonic() + STUCK_S
-        while trains_at_rendezvous(meet) < 2:
+        while meeting.arrived() < 2:
             assert harness.poll() is None, "the harness ended before both trainings ran"
             assert time.monotonic() < deadline, "the trainings never started on the cluster"
             time.sleep(0.05)

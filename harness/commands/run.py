@@ -51,7 +51,7 @@ from harness.running import RunRequest, format_summary, run_command
     show_default=True,
     help="host: jobs run on this machine; slurm: each job, and the report, is a Slurm batch job "
     "(submitted from here, --slots of them in flight, run on the node through --runner; extra "
-    "sbatch arguments from $INPAINT_SLURM_ARGS).",
+    "sbatch arguments from $INPAINT_SLURM_ARGS; --run-dir on a filesystem the nodes share).",
 )
 @quiet_option
 def run(

@@ -4,13 +4,15 @@ file the login-node harness follows; or build the run's report.
 
     python -m harness.executors.node RUN_DIR/slurm/<name>.launch.json
 
-Writes RUN_DIR/slurm/<name>.events (the job's stdout, appended as it comes) and, when the job
-has ended, RUN_DIR/slurm/<name>.exit.json (exit code, data-mount changes, or why the node could
-not start it) by atomic rename. Never writes the ledger: the login-node harness is its only
-writer (the report job reads it read-only). SIGTERM (`scancel -b -s TERM`, sent by the harness
-at budget + grace) is passed on to the job; SIGUSR1 (sent by the harness before it cancels the
-job) kills it, which a container needs: the Docker engine runs it outside the Slurm job, where
-Slurm's own SIGKILL does not reach.
+Writes RUN_DIR/slurm/<name>.events (created first thing, as the sign that this node sees the run
+folder; then the job's stdout, appended as it comes) and, when the job has ended,
+RUN_DIR/slurm/<name>.exit.json (exit code, data-mount changes or why the node could not start
+it, and $SLURM_JOB_ID: a rerun adopts the job by it even if the login node died before recording
+the ID) by atomic rename. Never writes the ledger: the login-node harness is its only writer (the
+report job reads it read-only). SIGTERM (`scancel -b -s TERM`, sent by the harness at budget +
+grace) is passed on to the job; SIGUSR1 (sent by the harness before it cancels the job) kills it,
+which a container needs: the Docker engine runs it outside the Slurm job, where Slurm's own
+SIGKILL does not reach.
 """
 
 from __future__ import annotations
@@ -95,18 +97,24 @@ def node_gpu(requested: int | None, runner: str = "local") -> int | None:
     return requested
 
 
+def job_id() -> dict[str, str | None]:
+    """For the exit file: the rerun adopts an ended job by this ID."""
+    return {"job_id": os.environ.get("SLURM_JOB_ID")}
+
+
 def _failed(spec: dict[str, Any], error: Exception) -> int:
     """The job could not start (no venv, no docker, no image on this node): its exit file says
     why, and the harness takes that as the step's reason."""
     traceback.print_exc()  # into the Slurm job's --output file
     message = str(error) if isinstance(error, HarnessError) else f"{type(error).__name__}: {error}"
-    exit_info = {"exit_code": 1, "data_changes": [], "error": message}
+    exit_info = {"exit_code": 1, "data_changes": [], "error": message} | job_id()
     atomic_write_text(Path(spec["exit"]), json.dumps(exit_info) + "\n")
     return 1
 
 
 def main(spec_path: Path) -> int:
     spec = json.loads(spec_path.read_text())
+    Path(spec["events"]).touch()
     if "report" in spec:
         from harness.executors.node_report import report_main  # pandas: only this job needs it
 
@@ -140,7 +148,7 @@ def main(spec_path: Path) -> int:
         oom = process.oom_killed()  # the container's memory limit, before it is removed
     finally:
         process.cleanup()
-    exit_info = {"exit_code": code, "data_changes": changes, "oom_killed": oom}
+    exit_info = {"exit_code": code, "data_changes": changes, "oom_killed": oom} | job_id()
     atomic_write_text(Path(spec["exit"]), json.dumps(exit_info) + "\n")
     return 0
 

@@ -21,6 +21,7 @@ READY_POLL_S = 1.0  # a file on the shared filesystem: not more often
 
 
 def report_main(spec: dict[str, Any]) -> int:
+    from harness.executors.node import job_id
     from harness.report.build import build_report
 
     exit_file = Path(spec["exit"])
@@ -32,8 +33,10 @@ def report_main(spec: dict[str, Any]) -> int:
     except Exception as error:
         traceback.print_exc()  # into the Slurm job's --output file
         message = str(error) if isinstance(error, HarnessError) else repr(error)
-        atomic_write_text(exit_file, json.dumps({"exit_code": 1, "error": message}) + "\n")
+        failed = {"exit_code": 1, "error": message} | job_id()
+        atomic_write_text(exit_file, json.dumps(failed) + "\n")
         return 1
     done = {"exit_code": 0, "path": str(result.path), "main_markdown": result.main_markdown}
+    done |= job_id()
     atomic_write_text(exit_file, json.dumps(done) + "\n")
     return 0

@@ -12,8 +12,18 @@ a step is submitted only once the steps it needs are done (the harness needs the
 anyway); only the report job (`start_report`) is chained up front, on the last score job
 (docs/scaling.md says why).
 
+The node runs each job on its own copy of the job file and its own outputs folder in
+RUN_DIR/slurm (own_folders.py), out of reach of the work folder a rerun wipes; the harness that
+follows the job to its end moves the outputs where its launch wants them.
+
 Adoption: a rerun after the harness died finds a job of the same name still pending or running
-(`squeue -n`) and follows it from its first event instead of submitting it again.
+(`squeue -n`) and follows it from its first event instead of submitting it again; a job that
+ended meanwhile is known by its exit file, which names its job ID (so a harness that died
+between `sbatch` returning and writing the .jobid file does not make its rerun submit again).
+
+The run folder must be on a filesystem the nodes share: a job that left the queue without its
+node's first trace in it (the node creates the events file first thing), or that has been
+RUNNING for NODE_START_S without one, stops the run with an error that says so.
 
 Plain `sbatch`/`squeue`/`scancel` rather than submitit: submitit runs a pickled function and
 returns its pickled result at the end, while here the job's events must stream to the login
@@ -40,6 +50,7 @@ from harness.data.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.executors.node import launch_to_json
 from harness.executors.node_runners import docker_settings
+from harness.executors.own_folders import hand_over_outputs, on_own_folders
 from harness.executors.slots import THREAD_VARIABLES
 from harness.runners.base import Launch, Runner
 
@@ -47,6 +58,9 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # the events and exit files, on the shared filesystem
 QUEUE_POLL_S = 5.0  # squeue, which asks slurmctld: not more often per job
+# A RUNNING job's node creates its events file as soon as Python has started: this long without
+# it, the node does not see the run folder (a slow shared filesystem's imports included).
+NODE_START_S = 300.0
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 REPORT_MIN = 60  # the report job's time limit: P6 loads 115,200 score rows in 1.6 s
@@ -80,15 +94,27 @@ def time_limit_min(launch: Launch) -> int:
 class SlurmJob:
     """A submitted (or adopted) Slurm job, followed like a local process."""
 
-    def __init__(self, job_id: str, name: str, events: Path, exit_file: Path, adopted: bool):
+    def __init__(
+        self,
+        job_id: str,
+        name: str,
+        events: Path,
+        exit_file: Path,
+        adopted: bool,
+        outputs: Path | None = None,
+    ):
         self.job_id = job_id
         self.name = name
         self.events = events
         self.exit_file = exit_file
         self.adopted = adopted
+        self.outputs = outputs  # where this harness's launch wants the job's outputs
         self._exit: dict[str, Any] | None = None
         self._queue_checked = 0.0
         self._gone = False  # once seen ended, ended for every caller (pump and supervisor)
+        self._running_since: float | None = None  # seen RUNNING without its events file
+        self._lost = False  # its node does not see the run folder: cancelled, and an error
+        self._killed = False  # by this harness (scancel): its end is the supervisor's to explain
 
     def _ended(self) -> bool:
         if self._gone or self.exit_file.is_file():
@@ -103,9 +129,18 @@ class SlurmJob:
         except HarnessError as error:  # slurmctld busy or restarting: ask again later
             log.warning("job %s: %s", self.job_id, error)
             return False
+        state = listed.get(self.job_id)
+        if state == "RUNNING" and not self.events.exists():
+            if self._running_since is None:
+                self._running_since = now
+            if now - self._running_since >= NODE_START_S:
+                self._lost = self._gone = True
+                with contextlib.suppress(HarnessError):
+                    _slurm(["scancel", self.job_id])
+                return True
         # Gone from the queue: ended (its exit file, if any, is there now), was cancelled, or
         # its node died.
-        self._gone = listed.get(self.job_id) not in ALIVE
+        self._gone = state not in ALIVE
         return self._gone
 
     def stdout_chunks(self) -> Iterator[bytes]:
@@ -126,6 +161,7 @@ class SlurmJob:
 
     def send_signal(self, signum: int) -> None:
         if signum == signal.SIGKILL:
+            self._killed = True
             with contextlib.suppress(HarnessError):  # a job not yet started has no batch step
                 _slurm(["scancel", "-b", "-s", "USR1", self.job_id])
             _slurm(["scancel", self.job_id])
@@ -139,11 +175,30 @@ class SlurmJob:
                 return None
             time.sleep(POLL_S)
         exit_info = self._exit_info()
+        if self._lost or not (exit_info or self._killed or self.events.exists()):
+            self._run_folder_not_shared()
+        if self.outputs is not None:
+            hand_over_outputs(self.events.with_suffix(""), self.outputs)
         return int(exit_info.get("exit_code", -signal.SIGKILL))
 
     def exit_info(self) -> dict[str, Any]:
         """What the node wrote when the job ended ({} before, or if it wrote nothing)."""
         return dict(self._exit_info())
+
+    def _run_folder_not_shared(self) -> None:
+        """The job ended, or has run for long, and its node never created the events file:
+        the likeliest cause, and one every later job would meet too, is a run folder the node
+        cannot see (the login node's /tmp or local disk), so the run stops here."""
+        how = f"ran for {NODE_START_S:g} s without" if self._lost else "left the queue without"
+        run_dir = self.events.parent.parent
+        raise HarnessError(
+            f"{run_dir}: Slurm job {self.job_id} ({self.name}) {how} creating {self.events},"
+            " the first thing its node does, so its node most likely cannot see this run"
+            " folder. The run folder must be on a filesystem the login node and the nodes share",
+            f"choose one with --run-dir (shared home or project storage, not /tmp or a local"
+            f" disk); the node's own messages are in {self.events.with_suffix('.out')} on the"
+            f" node, and `sacct -j {self.job_id}` says how the job ended",
+        )
 
     def _exit_info(self) -> dict[str, Any]:
         if self._exit is None and self.exit_file.is_file():
@@ -196,10 +251,11 @@ class SlurmRunner:
 
     def start(self, launch: Launch) -> SlurmJob:
         name = f"ib-{launch.run_id}-{launch.key[:16]}-{launch.command}"
+        own = on_own_folders(launch, self.folder / name)
         # The node gets its threads from its CPU allocation, not from the login node's cores.
         env = {k: v for k, v in launch.env.items() if k not in THREAD_VARIABLES}
         doc: dict[str, Any] = {
-            "launch": launch_to_json(launch) | {"env": env},
+            "launch": launch_to_json(own) | {"env": env},
             "runner": self.local.name,
             "upstream": {k: str(v) for k, v in getattr(self.local, "upstream_src", {}).items()},
         }
@@ -209,7 +265,10 @@ class SlurmRunner:
                 self.local.image_for(launch) if Path(launch.image).is_dir() else launch.image
             )
             doc["docker"] = docker_settings(self.local)
-        return self._submit(name, doc, time_limit_min(launch), launch.gpu is not None)
+        minutes = time_limit_min(launch)
+        return self._submit(
+            name, doc, minutes, launch.gpu is not None, outputs=launch.mounts.outputs
+        )
 
     def start_report(self, run_id: str, after: tuple[str, ...] = ()) -> SlurmJob:
         """Submit (or adopt) the job that writes RUN_DIR/report/ (node_report.py), to start
@@ -233,17 +292,18 @@ class SlurmRunner:
         minutes: int,
         gpu: bool,
         extra: list[str] | None = None,
+        outputs: Path | None = None,
     ) -> SlurmJob:
         base = self.folder / name
         events, exit_file = base.with_suffix(".events"), base.with_suffix(".exit.json")
         recorded = base.with_suffix(".jobid")
         alive = {i: s for i, s in job_states(name).items() if s in ALIVE}
         if alive:
-            return SlurmJob(min(alive, key=int), name, events, exit_file, adopted=True)
-        if exit_file.is_file() and recorded.is_file():
+            return SlurmJob(min(alive, key=int), name, events, exit_file, True, outputs)
+        ended_id = ended_job_id(exit_file, recorded)
+        if ended_id is not None:
             # It ended while no harness followed it: take its outcome, do not run it again.
-            job_id = recorded.read_text().strip()
-            return SlurmJob(job_id, name, events, exit_file, adopted=True)
+            return SlurmJob(ended_id, name, events, exit_file, True, outputs)
         self.folder.mkdir(parents=True, exist_ok=True)
         events.unlink(missing_ok=True)
         exit_file.unlink(missing_ok=True)
@@ -273,7 +333,19 @@ class SlurmRunner:
         ]
         job_id = _slurm(args).strip().split(";")[0]
         atomic_write_text(recorded, job_id + "\n")
-        return SlurmJob(job_id, name, events, exit_file, adopted=False)
+        return SlurmJob(job_id, name, events, exit_file, False, outputs)
+
+
+def ended_job_id(exit_file: Path, recorded: Path) -> str | None:
+    """The job ID of a job whose node wrote its exit file, from the file itself (the node puts
+    $SLURM_JOB_ID there) or, for an exit file from before that, from the .jobid file."""
+    if not exit_file.is_file():
+        return None
+    with contextlib.suppress(ValueError):
+        job_id = json.loads(exit_file.read_text()).get("job_id")
+        if job_id:
+            return str(job_id)
+    return recorded.read_text().strip() if recorded.is_file() else None
 
 
 def sbatch_args_from_env() -> tuple[str, ...]:
