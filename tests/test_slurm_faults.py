@@ -163,7 +163,11 @@ def test_a_job_the_harness_cancelled_before_it_ran_is_no_run_folder_error(
     job = SlurmJob("78", "ib-y", folder / "ib-y.events", folder / "ib-y.exit.json", False)
     job.send_signal(signal.SIGKILL)
     assert job.wait(None) == -signal.SIGKILL
-    assert calls[0] == ["scancel", "78"]
+    # the node first (SIGUSR1: it kills a container), then the job
+    assert [c for c in calls if c[0] == "scancel"] == [
+        ["scancel", "-b", "-s", "USR1", "78"],
+        ["scancel", "78"],
+    ]
 
 
 def slurm_jobs_named(name: str) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.data.atomic import atomic_write_text
 from harness.errors import HarnessError
+from harness.executors.node_report import job_id, report_main
 from harness.executors.node_runners import runner_on_node
 from harness.runners.base import Launch, Limits, Mounts
 
@@ -97,11 +98,6 @@ def node_gpu(requested: int | None, runner: str = "local") -> int | None:
     return requested
 
 
-def job_id() -> dict[str, str | None]:
-    """For the exit file: the rerun adopts an ended job by this ID."""
-    return {"job_id": os.environ.get("SLURM_JOB_ID")}
-
-
 def _failed(spec: dict[str, Any], error: Exception) -> int:
     """The job could not start (no venv, no docker, no image on this node): its exit file says
     why, and the harness takes that as the step's reason."""
@@ -116,8 +112,6 @@ def main(spec_path: Path) -> int:
     spec = json.loads(spec_path.read_text())
     Path(spec["events"]).touch()
     if "report" in spec:
-        from harness.executors.node_report import report_main  # pandas: only this job needs it
-
         return report_main(spec)
     launch = launch_from_json(spec["launch"])
     launch = dataclasses.replace(launch, gpu=node_gpu(launch.gpu, spec.get("runner", "local")))

@@ -9,6 +9,7 @@ stays its only writer; the exit file carries the report's path and main tables b
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from pathlib import Path
@@ -20,9 +21,13 @@ from harness.errors import HarnessError
 READY_POLL_S = 1.0  # a file on the shared filesystem: not more often
 
 
+def job_id() -> dict[str, str | None]:
+    """For every exit file: a rerun adopts an ended job by this ID."""
+    return {"job_id": os.environ.get("SLURM_JOB_ID")}
+
+
 def report_main(spec: dict[str, Any]) -> int:
-    from harness.executors.node import job_id
-    from harness.report.build import build_report
+    from harness.report.build import build_report  # pandas: only this job needs it
 
     exit_file = Path(spec["exit"])
     ready = Path(spec["report"]["ready"])

@@ -42,7 +42,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -251,24 +251,28 @@ class SlurmRunner:
 
     def start(self, launch: Launch) -> SlurmJob:
         name = f"ib-{launch.run_id}-{launch.key[:16]}-{launch.command}"
-        own = on_own_folders(launch, self.folder / name)
-        # The node gets its threads from its CPU allocation, not from the login node's cores.
-        env = {k: v for k, v in launch.env.items() if k not in THREAD_VARIABLES}
-        doc: dict[str, Any] = {
-            "launch": launch_to_json(own) | {"env": env},
-            "runner": self.local.name,
-            "upstream": {k: str(v) for k, v in getattr(self.local, "upstream_src", {}).items()},
-        }
-        if self.local.name == "docker":
-            # The node runs the tag built here; it never builds (node_runners.py).
-            doc["launch"]["image"] = (
-                self.local.image_for(launch) if Path(launch.image).is_dir() else launch.image
-            )
-            doc["docker"] = docker_settings(self.local)
+
+        def body() -> dict[str, Any]:
+            # Only for a job submitted now: an adopted one keeps the folders it runs in.
+            own = on_own_folders(launch, self.folder / name)
+            # The node gets its threads from its CPU allocation, not from the login node's cores.
+            env = {k: v for k, v in launch.env.items() if k not in THREAD_VARIABLES}
+            doc: dict[str, Any] = {
+                "launch": launch_to_json(own) | {"env": env},
+                "runner": self.local.name,
+                "upstream": {k: str(v) for k, v in getattr(self.local, "upstream_src", {}).items()},
+            }
+            if self.local.name == "docker":
+                # The node runs the tag built here; it never builds (node_runners.py).
+                doc["launch"]["image"] = (
+                    self.local.image_for(launch) if Path(launch.image).is_dir() else launch.image
+                )
+                doc["docker"] = docker_settings(self.local)
+            return doc
+
         minutes = time_limit_min(launch)
-        return self._submit(
-            name, doc, minutes, launch.gpu is not None, outputs=launch.mounts.outputs
-        )
+        gpu = launch.gpu is not None
+        return self._submit(name, body, minutes, gpu, outputs=launch.mounts.outputs)
 
     def start_report(self, run_id: str, after: tuple[str, ...] = ()) -> SlurmJob:
         """Submit (or adopt) the job that writes RUN_DIR/report/ (node_report.py), to start
@@ -276,7 +280,7 @@ class SlurmRunner:
         name = f"ib-{run_id}-report"
         doc = {"report": {"run_dir": str(self.folder.parent), "ready": str(self._ready(name))}}
         depend = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"]
-        return self._submit(name, doc, REPORT_MIN, False, depend if after else [])
+        return self._submit(name, lambda: doc, REPORT_MIN, False, depend if after else [])
 
     def release_report(self, job: SlurmJob) -> None:
         """Let the report job go on: the ledger holds everything it is to report."""
@@ -288,7 +292,7 @@ class SlurmRunner:
     def _submit(
         self,
         name: str,
-        body: dict[str, Any],
+        body: Callable[[], dict[str, Any]],
         minutes: int,
         gpu: bool,
         extra: list[str] | None = None,
@@ -309,7 +313,7 @@ class SlurmRunner:
         exit_file.unlink(missing_ok=True)
         self._ready(name).unlink(missing_ok=True)
         spec = base.with_suffix(".launch.json")
-        doc = body | {"events": str(events), "exit": str(exit_file)}
+        doc = body() | {"events": str(events), "exit": str(exit_file)}
         atomic_write_text(spec, json.dumps(doc, indent=1) + "\n")
         script = base.with_suffix(".sh")
         atomic_write_text(
