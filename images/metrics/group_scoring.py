@@ -1,7 +1,8 @@
 """Every metric of one batch of same-sized images, for each variant (composite, raw): the numpy
 metrics as thread-pool tasks, LPIPS in the pool (CPU) or on the GPU, PSNR and SSIM in torch on
 the scoring device (device_metrics.py) where asked, and raw scores copied from composite where
-the two images are equal. set_scoring.py calls score_group once per (shape group, set).
+the two images are equal. set_scoring.py submits every (shape group, set) of a chunk with
+submit_group, then collects them: the pool is drained once per chunk, not once per set.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ def _numpy_metrics(
     return scores, seconds
 
 
+# Images per pool task. Small tasks keep both workers busy to the end of a chunk (a 16-image
+# LPIPS task is ≈ 0.25 s of one core that the other would wait out); the trunk costs the same per
+# image at batch 8 as at 16 on one thread.
+TASK_IMAGES = 8
+
+
 def _split(indices: np.ndarray, parts: int) -> list[np.ndarray]:
+    """At least `parts` parts (fewer only with fewer indices), none over TASK_IMAGES."""
+    parts = max(parts, -(-len(indices) // TASK_IMAGES))
     return [p for p in np.array_split(indices, max(1, min(parts, len(indices)))) if len(p)]
 
 
@@ -42,7 +51,32 @@ def _rows(part: np.ndarray) -> slice | np.ndarray:
     return part
 
 
-def score_group(
+@dataclass
+class PendingGroup:
+    """One (shape group, set) whose pool tasks are queued: `result()` waits for them."""
+
+    scores: dict[str, dict[str, np.ndarray]]
+    futures: list[tuple[str, np.ndarray, Future[Any]]]
+    same: np.ndarray
+    variants: Sequence[str]
+    timer: Timer
+
+    def result(self) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+        """Scores[variant][metric] and how many raw images equal their composite."""
+        for variant, part, future in self.futures:
+            values, seconds = future.result()
+            for name, value in values.items():
+                self.scores[variant][name][part] = value
+            for name, sec in seconds.items():
+                self.timer.add(name, sec)
+        self.futures.clear()
+        if "raw" in self.variants and "composite" in self.variants:
+            for name in self.scores["raw"]:
+                self.scores["raw"][name][self.same] = self.scores["composite"][name][self.same]
+        return self.scores, int(self.same.sum())
+
+
+def submit_group(
     gt: np.ndarray,
     raw: np.ndarray,
     hole: np.ndarray,
@@ -55,8 +89,8 @@ def score_group(
     features: dict[int, LPIPSFeatures],
     on_device: OnDevice | None = None,
     lpips_in_pool: bool = False,
-) -> tuple[dict[str, dict[str, np.ndarray]], int]:
-    """Scores[variant][metric] for one batch of same-sized images, and how many raw == comp.
+) -> PendingGroup:
+    """Queue every metric of one batch of same-sized images; `.result()` gives the scores.
 
     `features` caches the ground truth's LPIPS features per trunk, for the other sets of the job.
     `on_device` computes its metrics (PSNR, SSIM) in torch on the scoring device, the pool the rest.
@@ -91,15 +125,6 @@ def score_group(
             futures.append((variant, part, pool.submit(_numpy_metrics, *args)))
     scores = {v: {m: np.full(len(gt), np.nan) for m in [*numpy_names, *scorers]} for v in variants}
 
-    def collect() -> None:
-        for variant, part, future in futures:
-            values, seconds = future.result()
-            for name, value in values.items():
-                scores[variant][name][part] = value
-            for name, sec in seconds.items():
-                timer.add(name, sec)
-        futures.clear()
-
     start = time.perf_counter()
     for key, parts in pending_features.items():
         features[key] = LPIPSFeatures.cat([f.result() for f in parts])
@@ -112,8 +137,9 @@ def score_group(
     cpu_outside = [
         c for c, s in scorers.items() if s and s.device.type == "cpu" and c not in in_pool
     ]
-    if cpu_outside:
-        collect()  # one worker: torch's threads would fight the pool's (OpenMP spins)
+    if cpu_outside:  # one worker: torch's threads would fight the pool's (OpenMP spins)
+        for future in [f for *_, f in futures]:
+            future.result()  # (collected, with the others, by PendingGroup.result)
     for column, scorer in scorers.items():  # on a GPU, while the pool does the numpy metrics
         if scorer is None or column in in_pool:
             continue
@@ -136,11 +162,7 @@ def score_group(
                 for name, value in values.items():
                     scores[variant][name][part] = value
         timer.add("device_metrics", time.perf_counter() - start)
-    collect()
-    if "raw" in variants and "composite" in variants:
-        for name in scores["raw"]:
-            scores["raw"][name][same] = scores["composite"][name][same]
-    return scores, int(same.sum())
+    return PendingGroup(scores, futures, same, variants, timer)
 
 
 @dataclass(frozen=True)

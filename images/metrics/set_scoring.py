@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from fid_accumulator import FidAccumulator
-from group_scoring import OnDevice, score_group
+from group_scoring import OnDevice, PendingGroup, submit_group
 from image_decoding import chunked, decode_prediction, decode_truth, pair_files
 from inpaint_sdk import CONTRACT_VERSION, BadData, Events, atomic_target
 from lpips_trunks import build_lpips_scorers, torch_threads
@@ -174,6 +174,9 @@ def score_sets(
             for j, (gt, *_rest) in enumerate(truth):
                 by_shape.setdefault(gt.shape, []).append(j)
             chunk_rows: list[list[dict[str, Any]]] = [[{} for _ in chunk] for _ in sets]
+            # Every set of every shape group is queued before any is collected: the pool drains
+            # once per chunk (the next chunk's decoding behind it), not once per set.
+            queued: list[tuple[list[int], np.ndarray, int, PendingGroup]] = []
             for members in by_shape.values():
                 gt = np.stack([truth[j][0] for j in members])
                 hole = np.stack([truth[j][1] for j in members])
@@ -181,27 +184,30 @@ def score_sets(
                 features: dict[int, LPIPSFeatures] = {}  # per trunk, shared by every set
                 for s in range(len(sets)):
                     raw = np.stack([decoded[s][j][0] for j in members])
-                    scores, same = score_group(
+                    pending_group = submit_group(
                         gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer,
                         features, on_device, in_pool,
                     )  # fmt: skip
-                    raw_equal[s] += same
+                    queued.append((members, fractions, s, pending_group))
                     if fids:
                         start = time.perf_counter()
                         fids[s].add(gt, raw, hole)
                         timer.add("fid_features", time.perf_counter() - start)
-                    for k, j in enumerate(members):
-                        frac = float(fractions[k])
-                        for variant in variants:
-                            row = {
-                                "image": pairs[chunk[j]][0],
-                                "variant": variant,
-                                "hole_fraction": frac,
-                                "bin": area_bin(frac),
-                            }
-                            row.update({m: float(scores[variant][m][k]) for m in ordered})
-                            row.update({f"{c}_weights": status[c] for c in lpips_columns})
-                            chunk_rows[s][j][variant] = row
+            for members, fractions, s, pending_group in queued:
+                scores, same = pending_group.result()
+                raw_equal[s] += same
+                for k, j in enumerate(members):
+                    frac = float(fractions[k])
+                    for variant in variants:
+                        row = {
+                            "image": pairs[chunk[j]][0],
+                            "variant": variant,
+                            "hole_fraction": frac,
+                            "bin": area_bin(frac),
+                        }
+                        row.update({m: float(scores[variant][m][k]) for m in ordered})
+                        row.update({f"{c}_weights": status[c] for c in lpips_columns})
+                        chunk_rows[s][j][variant] = row
             for s in range(len(sets)):
                 rows[s].extend(r[v] for r in chunk_rows[s] for v in variants)
             done = sum(len(c) for c in chunks[:step])
