@@ -1,8 +1,10 @@
 """score_sets: several models' predictions of one test set scored in one pass, one CSV and sidecar
 per set. The ground truth is decoded and its LPIPS features computed once for all sets; a thread
 pool decodes one chunk ahead of the scoring (image_decoding.py) while each chunk's shape groups
-are scored (group_scoring.py), and the rows and sidecars are written at the end
-(score_outputs.py). score.py is the job's entry point around this.
+are scored (group_scoring.py: every set of a chunk queued before any is collected), and the rows
+and sidecars are written at the end (score_outputs.py). On a CPU job lpips is imported and built
+in a second thread while the first chunk's PSNR and SSIM already run. score.py is the job's entry
+point around this.
 """
 
 from __future__ import annotations
