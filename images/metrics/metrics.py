@@ -8,8 +8,9 @@ score per image, never a pooled score; means and intervals are computed later fr
     >>> float(psnr(pred, gt)[0])  # 10·log10(255² / 10²)
     28.130803608679106
 
-Only numpy and scipy (a scikit-image dependency) are imported here, so the PSNR/SSIM tests run
-without torch; LPIPSScorer imports torch and lpips when it is built. Conventions (anchors §5):
+Only numpy, scipy (a scikit-image dependency) and OpenCV (its box filter) are imported here, so
+the PSNR/SSIM tests run without torch; LPIPSScorer imports torch and lpips when it is built.
+Conventions (anchors §5):
 
 - PSNR: per image, uint8 [0,255], MSE over all pixels and channels, floored at PSNR_MSE_FLOOR.
 - SSIM: scikit-image's `structural_similarity(pred, gt, channel_axis=-1, data_range=255)`.
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from scipy.ndimage import correlate1d
 
@@ -182,26 +184,28 @@ def composite(raw: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
 # that keeps the five window maps in cache (a whole-batch version measured 2–3× slower here).
 
 
-def _valid_slices(ndim: int, axis: int, start: int, length: int) -> tuple[slice, ...]:
-    return tuple(slice(start, start + length) if i == axis else slice(None) for i in range(ndim))
+def _window_sums(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Σx, Σy, Σ(x² + y²), Σxy over every valid 7×7 window of an H×W×3 uint8 pair: 4×h×w×3 int32.
 
-
-def _box_sum_valid(a: np.ndarray, width: int, axis: int) -> np.ndarray:
-    length = a.shape[axis] - width + 1
-    out = a[_valid_slices(a.ndim, axis, 0, length)].copy()
-    for k in range(1, width):
-        out += a[_valid_slices(a.ndim, axis, k, length)]
-    return out
+    OpenCV's box filter in float32 is exact here: every term and every partial sum is an integer
+    below 2·49·255² ≈ 6.4e6 < 2²⁴, where float32 holds integers exactly (half the time of
+    numpy's shifted int32 adds). SSIM needs Σx² and Σy² only as their sum: four maps, not five.
+    """
+    xf, yf = x.astype(np.float32), y.astype(np.float32)
+    r = SSIM_WIN // 2
+    h, w = x.shape[0] - 2 * r, x.shape[1] - 2 * r
+    sums = np.empty((4, h, w, x.shape[2]), dtype=np.int32)
+    for k, plane in enumerate((xf, yf, xf * xf + yf * yf, xf * yf)):
+        box = cv2.boxFilter(plane, -1, (SSIM_WIN, SSIM_WIN), normalize=False)
+        sums[k] = box[r : r + h, r : r + w]
+    return sums
 
 
 def _ssim_uniform_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """skimage's SSIM map of one H×W×3 uint8 pair, valid region: 7×7 box, sample covariance."""
-    # Window sums of x, y, x² + y², xy in int32 are exact (max 2·49·255² ≈ 6.4e6), and so are the
+    # The window sums are exact integers (max 2·49·255² ≈ 6.4e6), and so are the int32
     # numerators below (max 2·49²·255² ≈ 3.1e8 < 2³¹), so only the final ratio is rounded.
-    xi, yi = x.astype(np.int32), y.astype(np.int32)
-    # SSIM needs Σx² and Σy² only as their sum: four maps, not five (a fifth less filtering).
-    maps = np.stack([xi, yi, xi * xi + yi * yi, xi * yi])
-    sx, sy, sq, sxy = _box_sum_valid(_box_sum_valid(maps, SSIM_WIN, 1), SSIM_WIN, 2)
+    sx, sy, sq, sxy = _window_sums(x, y)
     n = SSIM_WIN * SSIM_WIN
     # With u = s/n and v = cov_norm·(s₂/n − u²), multiplying every factor by n² gives:
     sxsy = sx * sy
@@ -335,6 +339,7 @@ LPIPS_BACKBONES: dict[str, tuple[str, str]] = {
 # The smallest side each trunk takes: alexnet's conv1 (11/4) and two 3/2 max-pools; vgg16's four
 # 2/2 max-pools before relu5_3.
 LPIPS_MIN_SIZE = {"alex": 31, "vgg": 16}
+LPIPS_EPS = 1e-10  # lpips.normalize_tensor's eps
 WEIGHTS_MISSING = "n/a (weights missing)"
 RANDOM_BACKBONE = "random (test only)"
 PRETRAINED = "pretrained"
@@ -466,7 +471,6 @@ class LPIPSScorer:
             load_backbone(model.net, torch.load(path, map_location="cpu", weights_only=True))
         model = model.eval().requires_grad_(False).to(self.device)
         self.model = model.to(memory_format=torch.channels_last)
-        self._normalize = lpips.normalize_tensor
         # Each NetLinLayer is (Dropout,) Conv2d(C, 1, 1, bias=False): its weights as a C vector.
         self._weights = [lin.model[-1].weight.flatten() for lin in model.lins]
 
@@ -489,6 +493,15 @@ class LPIPSScorer:
         """
         x = chunk.to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return tuple(self.model.net.forward(self.model.scaling_layer(x)))
+
+    def _normalize(self, feat: Any) -> Any:
+        """lpips.normalize_tensor (x / (‖x‖₂ over channels + 1e-10)) in two passes, not five.
+
+        vector_norm is one fused reduction where lpips squares, sums and takes the root in
+        separate passes over the map (values ≤ 1e-9 apart from lpips' order).
+        """
+        norm = self._torch.linalg.vector_norm(feat, dim=1, keepdim=True)
+        return feat / norm.add_(LPIPS_EPS)
 
     @contextmanager
     def _precise(self) -> Iterator[None]:
@@ -526,7 +539,8 @@ class LPIPSScorer:
                 total = 0  # summed in layer order, as lpips.LPIPS.forward does
                 for k, feat in enumerate(outs):
                     ref = gt_features.layers[k][start : start + len(feat)].to(self.device)
-                    diff = (self._normalize(feat) - ref) ** 2
+                    # in place: the maps are too large for the cache, and each pass costs
+                    diff = self._normalize(feat).sub_(ref).square_()
                     # lpips applies its 1×1 linear layer, then the spatial mean; both are linear,
                     # so the mean goes first: one pass over the map instead of two (≤ 1e-7 apart)
                     total = total + diff.mean([2, 3]) @ self._weights[k]

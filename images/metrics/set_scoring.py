@@ -1,8 +1,10 @@
 """score_sets: several models' predictions of one test set scored in one pass, one CSV and sidecar
 per set. The ground truth is decoded and its LPIPS features computed once for all sets; a thread
 pool decodes one chunk ahead of the scoring (image_decoding.py) while each chunk's shape groups
-are scored (group_scoring.py), and the rows and sidecars are written at the end
-(score_outputs.py). score.py is the job's entry point around this.
+are scored (group_scoring.py: every set of a chunk queued before any is collected), and the rows
+and sidecars are written at the end (score_outputs.py). On a CPU job lpips is imported and built
+in a second thread while the first chunk's PSNR and SSIM already run. score.py is the job's entry
+point around this.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from fid_accumulator import FidAccumulator
-from group_scoring import OnDevice, score_group
+from group_scoring import OnDevice, PendingGroup
 from image_decoding import chunked, decode_prediction, decode_truth, pair_files
 from inpaint_sdk import CONTRACT_VERSION, BadData, Events, atomic_target
 from lpips_trunks import build_lpips_scorers, torch_threads
@@ -34,6 +36,33 @@ EVENT_COMMAND = "score"
 DEFAULT_METRICS = tuple(m for m in METRICS if m != "lpips_vgg")
 # Set-level metrics: asked for in the job's `metrics`, reported in the sidecar only.
 SET_METRICS = ("fid",)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One (shape group, set) of a chunk: its rows in the chunk, and its pending metrics."""
+
+    members: list[int]
+    fractions: np.ndarray
+    set_index: int
+    group: PendingGroup
+    features: dict[int, LPIPSFeatures]  # the shape group's ground-truth features, per trunk
+    raw: np.ndarray
+
+
+def check_shapes(
+    truth: list[tuple[np.ndarray, ...]],
+    decoded: list[list[tuple[Any, ...]]],
+    paths: list[list[Path]],
+) -> None:
+    """BadData naming the first prediction whose size is not its ground truth's."""
+    for s, images in enumerate(decoded):
+        for j, (raw, _) in enumerate(images):
+            if raw.shape != truth[j][0].shape:
+                gt_shape = truth[j][0].shape[:2]
+                raise BadData(
+                    f"{paths[s][j]}: prediction is {raw.shape[:2]}, ground truth {gt_shape}"
+                )
 
 
 @dataclass(frozen=True)
@@ -102,13 +131,57 @@ def score_sets(
         preds = [[pool.submit(decode_prediction, p[i][2]) for i in chunk] for p in per_set]
         return truth, preds
 
+    # On a CPU-only job the numpy metrics of the first chunk need no torch: they run while this
+    # thread imports lpips (with torchvision and torch._dynamo: ≈ 1.5–2 s) and builds the trunk.
+    early = device == "cpu" and not device_metrics and "fid" not in metrics
+
+    def open_chunk(step: int, pool_names: Sequence[str]) -> list[Queued]:
+        """Wait for chunk `step`'s images, queue the next chunk's, and start its metrics."""
+        nonlocal pending
+        start = time.perf_counter()
+        truth = [f.result() for f in pending[0]]
+        decoded = [[f.result() for f in futures] for futures in pending[1]]
+        timer.add("decode_wait", time.perf_counter() - start)
+        if step < len(chunks):  # decode the next chunk while this one is scored
+            pending = submit(chunks[step])
+        for seconds in [t[-1] for t in truth] + [d[-1] for s in decoded for d in s]:
+            timer.add("decode", seconds)
+        chunk = chunks[step - 1]
+        check_shapes(truth, decoded, [[p[i][2] for i in chunk] for p in per_set])
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for j, (gt, *_rest) in enumerate(truth):
+            by_shape.setdefault(gt.shape, []).append(j)
+        queued = []
+        for members in by_shape.values():
+            gt = np.stack([truth[j][0] for j in members])
+            hole = np.stack([truth[j][1] for j in members])
+            fractions = hole.mean(axis=(1, 2), dtype=np.float64)
+            features: dict[int, LPIPSFeatures] = {}  # per trunk, shared by every set
+            for s in range(len(sets)):
+                raw = np.stack([decoded[s][j][0] for j in members])
+                group = PendingGroup.start(
+                    gt, raw, hole, variants, ordered, pool_names, pool, workers, timer
+                )
+                queued.append(Queued(members, fractions, s, group, features, raw))
+        return queued
+
     try:
-        # The first chunk decodes while torch is imported and the trunk built (≈ 3.5 s on 2 cores)
         pending = submit(chunks[0])
         setup = time.perf_counter()
-        scorers, status, provenance = build_lpips_scorers(
-            lpips_columns, lpips_net, lpips_batch_size, device, weights_dir, allow_random_backbone
-        )
+        first: list[Queued] | None = None
+        if early:
+            with ThreadPoolExecutor(max_workers=1) as builder:
+                building = builder.submit(
+                    build_lpips_scorers, lpips_columns, lpips_net, lpips_batch_size, device,
+                    weights_dir, allow_random_backbone,
+                )  # fmt: skip
+                first = open_chunk(1, numpy_names)
+                scorers, status, provenance = building.result()
+        else:
+            scorers, status, provenance = build_lpips_scorers(
+                lpips_columns, lpips_net, lpips_batch_size, device, weights_dir,
+                allow_random_backbone,
+            )  # fmt: skip
         timer.add("setup_lpips", time.perf_counter() - setup)
         fids = (
             [FidAccumulator(variants, device, weights_dir) for _ in sets]
@@ -123,6 +196,8 @@ def score_sets(
     except BaseException:
         pool.shutdown(cancel_futures=True)
         raise
+    on_names = [m for m in numpy_names if on_device and m in on_device.names]
+    pool_names = [m for m in numpy_names if m not in on_names]
     for column in lpips_columns:
         if status[column] != "pretrained":
             emit("warning", message=f"{column}: {status[column]}: {provenance[column]}")
@@ -154,54 +229,31 @@ def score_sets(
     in_pool = workers > 1 and not fids and any(s.device.type == "cpu" for s in live)
     with pool, torch_threads(1 if in_pool else None):
         for step, chunk in enumerate(chunks, start=1):
-            start = time.perf_counter()
-            truth = [f.result() for f in pending[0]]
-            decoded = [[f.result() for f in futures] for futures in pending[1]]
-            timer.add("decode_wait", time.perf_counter() - start)
-            if step < len(chunks):  # decode the next chunk while this one is scored
-                pending = submit(chunks[step])
-            for seconds in [t[-1] for t in truth] + [d[-1] for s in decoded for d in s]:
-                timer.add("decode", seconds)
-            for s, images in enumerate(decoded):
-                for j, (raw, _) in enumerate(images):
-                    if raw.shape != truth[j][0].shape:
-                        path = per_set[s][chunk[j]][2]
-                        gt_shape = truth[j][0].shape[:2]
-                        raise BadData(
-                            f"{path}: prediction is {raw.shape[:2]}, ground truth {gt_shape}"
-                        )
-            by_shape: dict[tuple[int, ...], list[int]] = {}
-            for j, (gt, *_rest) in enumerate(truth):
-                by_shape.setdefault(gt.shape, []).append(j)
+            # Every set of every shape group is queued before any is collected: the pool drains
+            # once per chunk (the next chunk's decoding ahead of it), not once per set.
+            queued = first if step == 1 and first is not None else open_chunk(step, pool_names)
+            for q in queued:
+                q.group.add_torch(scorers, pool, workers, q.features, on_device, on_names, in_pool)
+                if fids:
+                    start = time.perf_counter()
+                    fids[q.set_index].add(q.group.gt, q.raw, q.group.hole)
+                    timer.add("fid_features", time.perf_counter() - start)
             chunk_rows: list[list[dict[str, Any]]] = [[{} for _ in chunk] for _ in sets]
-            for members in by_shape.values():
-                gt = np.stack([truth[j][0] for j in members])
-                hole = np.stack([truth[j][1] for j in members])
-                fractions = hole.mean(axis=(1, 2), dtype=np.float64)
-                features: dict[int, LPIPSFeatures] = {}  # per trunk, shared by every set
-                for s in range(len(sets)):
-                    raw = np.stack([decoded[s][j][0] for j in members])
-                    scores, same = score_group(
-                        gt, raw, hole, variants, numpy_names, scorers, pool, workers, timer,
-                        features, on_device, in_pool,
-                    )  # fmt: skip
-                    raw_equal[s] += same
-                    if fids:
-                        start = time.perf_counter()
-                        fids[s].add(gt, raw, hole)
-                        timer.add("fid_features", time.perf_counter() - start)
-                    for k, j in enumerate(members):
-                        frac = float(fractions[k])
-                        for variant in variants:
-                            row = {
-                                "image": pairs[chunk[j]][0],
-                                "variant": variant,
-                                "hole_fraction": frac,
-                                "bin": area_bin(frac),
-                            }
-                            row.update({m: float(scores[variant][m][k]) for m in ordered})
-                            row.update({f"{c}_weights": status[c] for c in lpips_columns})
-                            chunk_rows[s][j][variant] = row
+            for q in queued:
+                scores, same = q.group.result()
+                raw_equal[q.set_index] += same
+                for k, j in enumerate(q.members):
+                    frac = float(q.fractions[k])
+                    for variant in variants:
+                        row = {
+                            "image": pairs[chunk[j]][0],
+                            "variant": variant,
+                            "hole_fraction": frac,
+                            "bin": area_bin(frac),
+                        }
+                        row.update({m: float(scores[variant][m][k]) for m in ordered})
+                        row.update({f"{c}_weights": status[c] for c in lpips_columns})
+                        chunk_rows[q.set_index][j][variant] = row
             for s in range(len(sets)):
                 rows[s].extend(r[v] for r in chunk_rows[s] for v in variants)
             done = sum(len(c) for c in chunks[:step])

@@ -423,3 +423,45 @@ def test_lpips_in_the_pool_equals_lpips_in_one_thread(tree: dict[str, object]) -
     for pooled, alone in zip(runs[3].rows, runs[1].rows, strict=True):
         assert_close(pooled["lpips"], alone["lpips"], 1e-6, f"lpips {alone['image']}")
         assert pooled["ssim"] == alone["ssim"] or math.isnan(alone["ssim"])
+
+
+@pytest.mark.parametrize("workers", [1, 2])  # 1: two chunks of 2 images; 2: one chunk of 4
+def test_cpu_job_scoring_while_lpips_builds_equals_building_first(
+    tree: dict[str, object], workers: int
+) -> None:
+    # device "cpu": the first chunk's numpy metrics are queued while lpips is imported and built
+    # in a second thread; "auto" (here without CUDA) builds first. Same rows either way.
+    torch = pytest.importorskip("torch", reason="LPIPS needs torch (the model venv has it)")
+    pytest.importorskip("lpips")
+    if torch.cuda.is_available():
+        pytest.skip("auto would score on the GPU here")
+    root = tree["root"]
+    assert isinstance(root, Path)
+    (root / "weights").mkdir()
+    options = {"metrics": ["psnr", "ssim", "lpips"], "lpips_batch_size": 1, "workers": workers}
+    options |= {"weights_dir": root / "weights", "allow_random_backbone": True}
+    runs = {
+        device: score_pairs(
+            root / "gt", root / "pred", root / "masks", root / f"{device}.csv", **options,
+            device=device,
+        )
+        for device in ("cpu", "auto")
+    }  # fmt: skip
+    assert len(runs["cpu"].rows) == 2 * len(tree["names"])  # type: ignore[arg-type]
+    assert repr(runs["cpu"].rows) == repr(runs["auto"].rows)  # repr: NaN equals NaN
+
+
+def test_wrong_size_found_while_lpips_builds_names_the_file(tree: dict[str, object]) -> None:
+    pytest.importorskip("torch", reason="LPIPS needs torch (the model venv has it)")
+    pytest.importorskip("lpips")
+    root = tree["root"]
+    assert isinstance(root, Path)
+    (root / "weights").mkdir()
+    _png(root / "pred" / "000001.png", np.zeros((SIZE, SIZE + 1, 3), np.uint8))
+    with pytest.raises(BadData, match=r"000001\.png: prediction is \(32, 33\)"):
+        score_pairs(
+            root / "gt", root / "pred", root / "masks", root / "s.csv",
+            metrics=["ssim", "lpips"], device="cpu", weights_dir=root / "weights",
+            allow_random_backbone=True,
+        )  # fmt: skip
+    assert not (root / "s.csv").exists()
