@@ -154,6 +154,7 @@ def _predict_together(
             shared = {"failed": True, "reason": outcome.reason}
         else:
             shared = {
+                "setup_s": round(outcome.setup_s, 3),  # start-up to run_start: paid once a job
                 "wall_s": round(outcome.wall_s, 3),
                 "job": {"step": key[:16], "sets": len(todo), "images": combined.images},
                 **pipeline.provenance(folder.path),
