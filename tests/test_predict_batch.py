@@ -63,8 +63,24 @@ def only(profile: Profile, sets: tuple[str, ...]) -> Profile:
     return dataclasses.replace(profile, test_sets=dict.fromkeys(sets, 4))
 
 
-def run(profile: Profile, run_dir: Path, runner: LocalRunner | None = None) -> RunSummary:
-    reporter = SilentReporter(quiet=True)
+class NoteTaker(SilentReporter):
+    """Keeps the run's status lines."""
+
+    def __init__(self) -> None:
+        super().__init__(quiet=True)
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def run(
+    profile: Profile,
+    run_dir: Path,
+    runner: LocalRunner | None = None,
+    reporter: SilentReporter | None = None,
+) -> RunSummary:
+    reporter = reporter or SilentReporter(quiet=True)
     runner = runner or LocalRunner(reporter=reporter)
     summary = Pipeline(profile, run_dir, runner, reporter, max_steps=2, score=False).run()
     assert not summary.failed, [(s.label, s.reason) for s in summary.failed]
@@ -93,14 +109,18 @@ def predict_steps(run_dir: Path) -> dict[str, tuple[int, float, int]]:
 @pytest.mark.slow
 def test_one_predict_job_per_checkpoint_equals_set_by_set(tmp_path: Path) -> None:
     profile = three_sets(tmp_path, ["classical", "gatedconv"])
-    batched = CountingRunner()
-    run(profile, tmp_path / "batched", batched)
+    batched, notes = CountingRunner(), NoteTaker()
+    run(profile, tmp_path / "batched", batched, notes)
     # one job per model (one checkpoint each) over the 12 images of the three sets
     combined = sorted(f"{t}--{i:06d}.png" for t in SETS for i in range(4))
     assert batched.predicts == [("classical", combined), ("gatedconv", combined)]
     steps = predict_steps(tmp_path / "batched")
     assert len(steps) == 6  # each set its own step
     assert sum(events for _, _, events in steps.values()) == 2  # the job's, under one step each
+    assert [n for n in notes.notes if n.startswith("predict")] == [
+        f"predict: {m} (scenes) on 3 test sets ({', '.join(SETS)})"
+        for m in ("classical", "gatedconv")
+    ]
 
     # set by set: each rerun adds one set, which is predicted alone
     one_by_one = CountingRunner()
