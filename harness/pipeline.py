@@ -1,10 +1,11 @@
 """`inpaint-bench run`: for each model × training source × training seed, train under the
 budget, then predict every test set from the final checkpoint and from each snapshot kept on the
-way (harness/checkpoints.py); after every model, score each test set's predictions in one
-metrics job. Each model's describe and each lane (one model × source × seed: train, then predict
-every test set) is a task for the slot executor: one at a time on one slot, side by side on
-several (`--gpus`, `--slots`), one job per slot. Each step is recorded in the run's ledger under a
-content key, so a rerun skips what is done and a crash loses nothing that completed.
+way (harness/checkpoints.py), one predict job per checkpoint for all its test sets; after every
+model, score each test set's predictions in one metrics job. Each model's describe and each lane
+(one model × source × seed: train, then predict every test set) is a task for the slot executor:
+one at a time on one slot, side by side on several (`--gpus`, `--slots`), one job per slot. Each
+step is recorded in the run's ledger under a content key, so a rerun skips what is done and a
+crash loses nothing that completed.
 """
 
 from __future__ import annotations
@@ -161,18 +162,16 @@ class Pipeline:
         predict every test set from each checkpoint kept."""
         model, folder, source, seed = lane.model, lane.folder, lane.source, lane.seed
         train = self._train(ledger, summary, model, folder, source, data_id, seed)
+        sets = {t: inputs[t] for t in self.profile.test_sets}
         for checkpoint in self._checkpoints(model, seed, train):
-            for test_set in self.profile.test_sets:
-                self._predict(
-                    ledger,
-                    summary,
-                    model,
-                    folder,
-                    source,
-                    test_set,
-                    train,
-                    inputs[test_set],
-                    checkpoint,
+            # one predict job per checkpoint for all the sets not done yet (harness/predicting.py)
+            steps = predicting.predict_sets(
+                self, ledger, summary, model, folder, source, train, sets, checkpoint
+            )
+            if self.score:
+                self._pending.extend(
+                    scoring.PendingScore(model, source, test_set, step, checkpoint)
+                    for test_set, step in steps.items()
                 )
 
     def _lane_order(self, item: scoring.PendingScore) -> tuple[Any, ...]:
@@ -424,21 +423,3 @@ class Pipeline:
             return result
 
         return self.step(ledger, summary, "train", label, parts, body)
-
-    def _predict(
-        self,
-        ledger: Ledger,
-        summary: RunSummary,
-        model: ModelEntry,
-        folder: ImageFolder,
-        source: str,
-        test_set: str,
-        train: StepResult,
-        inputs: Path,
-        checkpoint: Checkpoint,
-    ) -> None:
-        step = predicting.predict(
-            self, ledger, summary, model, folder, source, test_set, train, inputs, checkpoint
-        )
-        if self.score:
-            self._pending.append(scoring.PendingScore(model, source, test_set, step, checkpoint))

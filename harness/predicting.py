@@ -1,43 +1,74 @@
-"""The predict step: one model's predictions of one test set from one trained checkpoint, checked
-(one PNG per input, same name and size, known pixels measured) before they are kept."""
+"""The predict step: one model's predictions of the test sets from one trained checkpoint, all
+the sets not done yet in ONE predict job (process start-up, imports and loading the checkpoint
+once, not once per set), checked set by set (one PNG per input, same name and size, known
+pixels measured) before they are kept.
+
+Each test set keeps its own ledger step under its own content key, as before batching, so that
+scoring, the report, caching and old run folders are unchanged, and a rerun predicts only the
+sets not done. The job's events go to the first set's step (as the joint score job's go to its
+first model's, harness/scoring.py). Every set's step is `running` while the job runs; after it,
+each set's outputs are checked, renamed into place and only then marked done, one set at a
+time: a kill -9 at any point leaves each set done with its whole folder in place, or not done
+and predicted again by the rerun.
+"""
 
 from __future__ import annotations
 
+import logging
 import shutil
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from harness import predict_batch
 from harness.checkpoints import Checkpoint
 from harness.config import ModelEntry
-from harness.errors import DataError
+from harness.errors import DataError, HarnessError
 from harness.images import ImageFolder
 from harness.jobs import predict_job, spec_of, write_job
-from harness.ledger import Ledger
-from harness.predictions import check_predictions
+from harness.ledger import Ledger, content_key
+from harness.predictions import check_predictions, problem_line
 from harness.runners.base import Launch, Mounts
 from harness.steps import RunContext, RunSummary, StepResult
 
+log = logging.getLogger(__name__)
 
-def predict(
+
+@dataclass(frozen=True)
+class _Todo:
+    """One test set's prediction step, not done yet."""
+
+    test_set: str
+    label: str
+    key: str
+    parts: dict[str, Any]
+    inputs: Path
+    final: Path
+
+
+def predict_sets(
     pipeline: RunContext,
     ledger: Ledger,
     summary: RunSummary,
     model: ModelEntry,
     folder: ImageFolder,
     source: str,
-    test_set: str,
     train: StepResult,
-    inputs: Path,
+    inputs: dict[str, Path],
     checkpoint: Checkpoint,
-) -> StepResult:
-    """Predict `test_set` from one checkpoint of a training (its final one, or a snapshot): the
-    predictions go to RUN_DIR/predictions/<source>/<model><tag>/<test_set>/, renamed into place
-    before the step is done."""
-    label = f"{model.name} ({checkpoint.label(source)}) on {test_set}"
+) -> dict[str, StepResult]:
+    """Predict every test set of `inputs` (test set → its masked inputs) from one checkpoint of
+    a training (its final one, or a snapshot); each set's predictions go to
+    RUN_DIR/predictions/<source>/<model><tag>/<test_set>/. Returns each set's step."""
+    labels = {t: f"{model.name} ({checkpoint.label(source)}) on {t}" for t in inputs}
     if train.status == "failed":
-        step = StepResult("predict", label, "", "failed", "not run: training failed")
-        summary.steps.append(step)
-        return step
+        failed = {
+            t: StepResult("predict", labels[t], "", "failed", "not run: training failed")
+            for t in inputs
+        }
+        summary.steps.extend(failed.values())
+        return failed
     doc = predict_job(
         "",
         pipeline.profile,
@@ -47,53 +78,146 @@ def predict(
         checkpoint.seed,
         checkpoint.snapshot_s,
     )
-    parts = {"model": model.name, "train": train.key, "set": test_set, "job": spec_of(doc)}
     name = model.name + checkpoint.tag
-    final = pipeline.run_dir / "predictions" / source / name / test_set
-
-    def body(key: str, attempt: int) -> dict[str, Any]:
-        work = pipeline.run_dir / "work" / key[:16]
-        outputs = work / f"outputs-{attempt}"
-        shutil.rmtree(work, ignore_errors=True)
-        job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
-        masks = pipeline.layout.mask_dir("test")
-        mounts = Mounts(
-            {"inputs": inputs, "masks": masks}, job, Path(train.result["checkpoints"]), outputs
+    steps: dict[str, StepResult] = {}
+    todo = []
+    for test_set, set_inputs in inputs.items():
+        parts = {"model": model.name, "train": train.key, "set": test_set, "job": spec_of(doc)}
+        key = content_key("predict", parts)
+        final = pipeline.run_dir / "predictions" / source / name / test_set
+        done = ledger.get(key)
+        if done is None or done.status != "done":
+            todo.append(_Todo(test_set, labels[test_set], key, parts, set_inputs, final))
+            continue
+        if not final.is_dir():
+            raise DataError(
+                f"{final}: recorded as done but missing",
+                f"delete {pipeline.run_dir / 'ledger.sqlite'} or the run folder and rerun",
+            )
+        steps[test_set] = StepResult(
+            "predict", labels[test_set], key, "cached", done.reason or "", done.result or {}
         )
-        n = sum(1 for _ in inputs.glob("*.png"))
+        summary.steps.append(steps[test_set])
+    if todo:
+        steps.update(
+            _predict_together(pipeline, ledger, summary, model, folder, source, train, doc, todo)
+        )
+    return {t: steps[t] for t in inputs}
+
+
+def _predict_together(
+    pipeline: RunContext,
+    ledger: Ledger,
+    summary: RunSummary,
+    model: ModelEntry,
+    folder: ImageFolder,
+    source: str,
+    train: StepResult,
+    doc: dict[str, Any],
+    todo: list[_Todo],
+) -> dict[str, StepResult]:
+    """One predict job for the sets of `todo`; each set's step finished as soon as its
+    predictions are in place (or it failed)."""
+    attempts = [ledger.begin(t.key, "predict", t.label, t.parts) for t in todo]
+    key, attempt = todo[0].key, attempts[0]  # the job's events go to the first set's step
+    sets = [t.test_set for t in todo]
+    many = f"{len(todo)} test sets ({', '.join(sets)})" if len(todo) > 1 else sets[0]
+    label = f"{todo[0].label.rsplit(' on ', 1)[0]} on {many}"
+    pipeline.reporter.note(f"predict: {label}")
+    work = pipeline.run_dir / "work" / key[:16]
+    masks = pipeline.layout.mask_dir("test")
+    shared: dict[str, Any]  # what every set's result says about the job
+    folders: dict[str, Path] = {}
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        combined = predict_batch.combine({t.test_set: t.inputs for t in todo}, masks, work)
+        outputs = work / f"outputs-{attempt}"
+        job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
+        mounts = Mounts(
+            {"inputs": combined.inputs, "masks": combined.masks},
+            job,
+            Path(train.result["checkpoints"]),
+            outputs,
+        )
+        runtime = pipeline.profile.runtime
         launch = Launch(
             model.name,
             str(folder.path),
             "predict",
             mounts,
-            pipeline.limits(pipeline.profile.runtime.predict_cap(n), "runtime.predict_cap"),
-            pipeline.run_dir / "logs" / f"predict-{name}-{source}.log",
+            pipeline.limits(runtime.predict_cap(combined.images, len(todo)), "runtime.predict_cap"),
+            pipeline.run_dir / "logs" / f"predict-{todo[0].final.parent.name}-{source}.log",
             pipeline.gpu,
         )
         outcome = pipeline.launch(ledger, key, attempt, launch, f"predict {label}")
         if not outcome.ok:
-            return {"failed": True, "reason": outcome.reason}
-        check = check_predictions(outputs, inputs, masks, pipeline.profile.image_size)
+            shared = {"failed": True, "reason": outcome.reason}
+        else:
+            shared = {
+                "setup_s": round(outcome.setup_s, 3),  # start-up to run_start: paid once a job
+                "wall_s": round(outcome.wall_s, 3),
+                "job": {"step": key[:16], "sets": len(todo), "images": combined.images},
+                **pipeline.provenance(folder.path),
+            }
+            folders = predict_batch.split(outputs, combined, work / "sets")
+            extra = predict_batch.leftovers(outputs, combined)
+            if extra:
+                shared = {"failed": True, "reason": problem_line("extra", [str(p) for p in extra])}
+    except HarnessError as error:
+        shared = {"failed": True, "reason": str(error)}
+    except Exception as error:  # contained: the run goes on with the next job
+        log.debug("predict %s failed:\n%s", label, traceback.format_exc())
+        shared = {"failed": True, "reason": f"harness error: {type(error).__name__}: {error}"}
+    steps = {}
+    for t in todo:
+        result = (
+            shared
+            if shared.get("failed")
+            else _keep(pipeline, t, folders[t.test_set], masks, shared)
+        )
+        steps[t.test_set] = _finish(pipeline, ledger, summary, t, result)
+    if all(s.status == "done" for s in steps.values()):  # a failed job's files stay to look at
+        shutil.rmtree(work, ignore_errors=True)
+    return steps
+
+
+def _keep(
+    pipeline: RunContext, todo: _Todo, predicted: Path, masks: Path, shared: dict[str, Any]
+) -> dict[str, Any]:
+    """Check one set's predictions against its own inputs and rename them into place."""
+    try:
+        check = check_predictions(predicted, todo.inputs, masks, pipeline.profile.image_size)
         if not check.ok:
             return {"failed": True, "reason": "; ".join(check.problems[:5])}
-        final.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(final, ignore_errors=True)
-        outputs.rename(final)
-        shutil.rmtree(work, ignore_errors=True)
-        return {
-            "reason": "done",
-            "images": n,
-            "path": str(final),
-            "known_pixel_max_abs": check.known_pixel_max_abs,
-            "composites": check.known_pixel_max_abs == 0,
-            "wall_s": round(outcome.wall_s, 3),
-            **pipeline.provenance(folder.path),
-        }
+        todo.final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(todo.final, ignore_errors=True)
+        predicted.rename(todo.final)
+    except HarnessError as error:
+        return {"failed": True, "reason": str(error)}
+    except Exception as error:  # contained: the other sets are kept
+        log.debug("predict %s failed:\n%s", todo.label, traceback.format_exc())
+        return {"failed": True, "reason": f"harness error: {type(error).__name__}: {error}"}
+    return {
+        "reason": "done",
+        "images": sum(1 for _ in todo.inputs.glob("*.png")),
+        "path": str(todo.final),
+        "known_pixel_max_abs": check.known_pixel_max_abs,
+        "composites": check.known_pixel_max_abs == 0,
+        **shared,
+    }
 
-    step = pipeline.step(ledger, summary, "predict", label, parts, body)
-    if step.status == "cached" and not final.is_dir():
-        raise DataError(
-            f"{final}: recorded as done but missing",
-            f"delete {pipeline.run_dir / 'ledger.sqlite'} or the run folder and rerun",
-        )
+
+def _finish(
+    pipeline: RunContext,
+    ledger: Ledger,
+    summary: RunSummary,
+    todo: _Todo,
+    result: dict[str, Any],
+) -> StepResult:
+    status: Literal["done", "failed"] = "failed" if result.get("failed") else "done"
+    ledger.finish(todo.key, status, result=result, reason=result.get("reason"))
+    step = StepResult("predict", todo.label, todo.key, status, result.get("reason", ""), result)
+    summary.steps.append(step)
+    if status == "failed":
+        pipeline.reporter.note(f"  failed: {todo.label}: {step.reason}")
     return step

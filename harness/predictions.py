@@ -77,7 +77,7 @@ def check_predictions(outputs: Path, inputs: Path, masks: Path, size: int) -> Ou
         given = read_rgb(inputs / name).astype(np.int16)
         if known.any():
             worst = max(worst, int(np.abs(pred[known] - given[known]).max()))
-    return OutputCheck([_summary(kind, items) for kind, items in found.items()], worst)
+    return OutputCheck([problem_line(kind, items) for kind, items in found.items()], worst)
 
 
 _KINDS = {
@@ -90,5 +90,7 @@ _KINDS = {
 }
 
 
-def _summary(kind: str, items: list[str]) -> str:
+def problem_line(kind: str, items: list[str]) -> str:
+    """One line for every file with a problem of `kind` (a key of _KINDS): the count and the
+    first file."""
     return f"{len(items)} {_KINDS[kind]}, e.g. {items[0]}"
