@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data.atomic import atomic_dir
 from harness.errors import ConfigError
 
 SEPARATOR = "--"
@@ -46,7 +47,8 @@ def combine(sets: dict[str, Path], masks: Path, into: Path) -> Combined:
 
     One set is predicted from its own folders, as before batching, so that its job (and its
     file names) are exactly those of a run before it; several get `into`/inputs and
-    `into`/masks, which must not exist yet."""
+    `into`/masks, made under a temporary name and renamed into place, or reused where `into`
+    is already there (a rerun's: the same sets give the same files)."""
     if len(sets) == 1:
         [(test_set, inputs)] = sets.items()
         names = {p.name: (test_set, p.name) for p in sorted(inputs.glob("*.png"))}
@@ -62,13 +64,14 @@ def combine(sets: dict[str, Path], masks: Path, into: Path) -> Combined:
                     f"rename a test set so that no set's name is another's plus {SEPARATOR!r}",
                 )
             names[joined] = (test_set, image.name)
-    combined = Combined(into / "inputs", into / "masks", names)
-    combined.inputs.mkdir(parents=True)
-    combined.masks.mkdir(parents=True)
-    for joined, (test_set, name) in names.items():
-        link_or_copy(sets[test_set] / name, combined.inputs / joined)
-        link_or_copy(masks / name, combined.masks / joined)
-    return combined
+    if not into.is_dir():
+        with atomic_dir(into) as tmp:
+            (tmp / "inputs").mkdir()
+            (tmp / "masks").mkdir()
+            for joined, (test_set, name) in names.items():
+                link_or_copy(sets[test_set] / name, tmp / "inputs" / joined)
+                link_or_copy(masks / name, tmp / "masks" / joined)
+    return Combined(into / "inputs", into / "masks", names)
 
 
 def link_or_copy(source: Path, target: Path) -> None:

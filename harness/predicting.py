@@ -125,12 +125,17 @@ def _predict_together(
     label = f"{todo[0].label.rsplit(' on ', 1)[0]} on {many}"
     pipeline.reporter.note(f"predict: {label}")
     work = pipeline.run_dir / "work" / key[:16]
+    # Outside `work`, which each attempt wipes: a job adopted by a rerun (--executor slurm) may
+    # still be reading it. Its contents follow from the sets' keys, so an attempt reuses it.
+    joint = content_key("combined", {"sets": [t.key for t in todo]})[:16]
+    combined_dir = pipeline.run_dir / "work" / "combined" / joint
     masks = pipeline.layout.mask_dir("test")
     shared: dict[str, Any]  # what every set's result says about the job
     folders: dict[str, Path] = {}
     try:
         shutil.rmtree(work, ignore_errors=True)
-        combined = predict_batch.combine({t.test_set: t.inputs for t in todo}, masks, work)
+        given = {t.test_set: t.inputs for t in todo}
+        combined = predict_batch.combine(given, masks, combined_dir)
         outputs = work / f"outputs-{attempt}"
         job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
         mounts = Mounts(
@@ -178,6 +183,7 @@ def _predict_together(
         steps[t.test_set] = _finish(pipeline, ledger, summary, t, result)
     if all(s.status == "done" for s in steps.values()):  # a failed job's files stay to look at
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(combined_dir, ignore_errors=True)
     return steps
 
 

@@ -249,3 +249,21 @@ def test_combined_names_that_collide_are_refused(tmp_path: Path) -> None:
         ConfigError, match=re.escape("its combined name a--b--x.png is also a/b--x.png")
     ):
         predict_batch.combine(sets, masks, tmp_path / "work")
+
+
+def test_a_rerun_reuses_the_combined_folders_a_job_may_still_read(tmp_path: Path) -> None:
+    """--executor slurm: the rerun adopts a predict job still reading its combined inputs, so
+    the rerun's combine must leave them in place, not rebuild them."""
+    sets = {t: write_set(tmp_path / "in" / t, ["000000.png"]) for t in ("a", "b")}
+    masks = write_set(tmp_path / "masks", ["000000.png"])
+    first = predict_batch.combine(sets, masks, tmp_path / "combined")
+    reading = os.open(first.inputs / "a--000000.png", os.O_RDONLY)
+    try:
+        before = os.stat(first.inputs).st_ino
+        again = predict_batch.combine(sets, masks, tmp_path / "combined")
+        assert again == first
+        assert os.stat(again.inputs).st_ino == before
+        assert os.path.samefile(again.inputs / "a--000000.png", f"/proc/self/fd/{reading}")
+    finally:
+        os.close(reading)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".combined")] == []
