@@ -109,6 +109,15 @@ def test_describe_counts_flops_at_each_size_as_a_hand_count(tmp_path: Path) -> N
     assert doc["parameters"]["generator"] == WIDTH * 3 * 9 * 2
 
 
+def test_a_network_that_does_not_depend_on_size_is_built_once(tmp_path: Path) -> None:
+    model = TwoConvs()
+    model.network_depends_on_size = False  # as MADF and AOT-GAN declare
+    doc = run_describe(tmp_path, model)
+    assert model.built_at == [16]
+    # the same counts as a network built per size: the hand count at both sizes
+    assert [e["forward_flops"] for e in doc["per_size"]] == [hand_count(16), hand_count(32)]
+
+
 def test_describe_on_the_cpu_reports_no_peak_memory(tmp_path: Path) -> None:
     doc = run_describe(tmp_path, TwoConvs())
     assert doc["device"] == "cpu" and doc["peak_memory_bytes"] is None

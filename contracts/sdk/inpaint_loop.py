@@ -125,6 +125,9 @@ class TorchModel:
     # Do not begin a step that the last one's duration says would end past the budget (steps
     # of seconds); False spends the budget to its end and may overrun it by one step.
     stop_before_overrun: bool = True
+    # Whether the predict network differs with image_size (TFill's working size): describe then
+    # builds one per size; a model whose network does not (MADF, AOT-GAN) is built once.
+    network_depends_on_size: bool = True
 
     device = torch.device("cpu")  # the job's, set by train/predict/describe before any hook
 
@@ -355,8 +358,8 @@ def predict(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None
 def describe(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> None:
     """Parameters (at image_size), and at each of `describe_sizes(job)` the FLOPs of one forward
     of one image and (if the job asks) the median latency of `batch_size` images and the peak
-    CUDA memory, for a hole in the middle. A fresh generator is built per size, since a model's
-    network may depend on it (TFill's working size)."""
+    CUDA memory, for a hole in the middle. A fresh generator is built per size where the
+    model's network depends on it (TFill's working size), else the first serves every size."""
     cfg = model.Config.from_job(job)
     device = model.device = pick_device(job["device"])
     set_threads()
@@ -367,7 +370,7 @@ def describe(model: TorchModel, job: Job, events: Events, stop: StopFlag) -> Non
     parameters = model.parameters(cfg, network)
     per_size = []
     for size in describe_sizes(job):
-        if size != cfg.image_size:
+        if size != cfg.image_size and model.network_depends_on_size:
             network = None  # free the last size's network before building the next
             resized = model.Config.from_job({**job.doc, "image_size": size})
             network = model.generator(resized, None, ctx)

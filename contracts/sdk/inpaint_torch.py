@@ -9,6 +9,7 @@ import os
 import random
 import statistics
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,16 +56,34 @@ def restore_rng(state: Mapping[str, Any], rng: np.random.Generator) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """A plain dict (models, optimisers, step, images_seen, config, RNG) written atomically."""
+    """A plain dict (models, optimisers, step, images_seen, config, RNG) written atomically.
+
+    Without the zip records' CRC32: torch computes it in one thread over every byte, which took
+    2-4× the write itself for MADF's and TFill's ~1 GB (model + Adam state, docs/performance.md,
+    "Per-job overhead of the wrapped models"); torch.load does not check it, and the write
+    through a temporary name and a rename already keeps a torn file from being found."""
+    set_crc32 = getattr(torch.serialization, "set_crc32_options", None)  # torch ≥ 2.5
     with atomic_target(path) as tmp:
-        torch.save({**payload, "contract_version": CONTRACT_VERSION}, tmp)
+        if set_crc32 is None:
+            torch.save({**payload, "contract_version": CONTRACT_VERSION}, tmp)
+            return
+        before = torch.serialization.get_crc32_options()
+        set_crc32(False)
+        try:
+            torch.save({**payload, "contract_version": CONTRACT_VERSION}, tmp)
+        finally:
+            set_crc32(before)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BadData(f"{path}: no checkpoint; run `train` first (checkpoints are kept to predict)")
     # Our own checkpoints hold numpy/python RNG state, which weights_only loading refuses.
-    payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    # mmap: tensors are read when used, so predict never reads the optimiser state (two thirds
+    # of MADF's and TFill's files); pages are private, so a resumed Adam's in-place updates
+    # never reach the file. Files from torch's legacy (pre-zip) format cannot be mapped.
+    mmap = zipfile.is_zipfile(path)
+    payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     if payload.get("contract_version") != CONTRACT_VERSION:
         raise BadData(f"{path}: checkpoint is for contract {payload.get('contract_version')!r}")
     return payload

@@ -199,6 +199,7 @@ class AOTGAN(TorchModel):
     checkpoint = CHECKPOINT
     shaping = ("block_num", "rates", "image_size")
     lr_field = "lrg"
+    network_depends_on_size = False  # InpaintGenerator reads block_num and rates only
 
     def build(self, cfg: TrainConfig, saved, ctx: Context):
         torch.backends.cudnn.benchmark = True  # as upstream train.py:36-37
@@ -235,9 +236,10 @@ class AOTGAN(TorchModel):
         # Style and Perceptual each hold their own frozen VGG19 (loss/loss.py:21,37): features
         with torch.device("meta"):  # shapes only, no weights
             vgg19 = count_parameters(torchvision.models.vgg19(weights=None).features)
+            discriminator = count_parameters(import_upstream().Discriminator())
         return {
             "generator": count_parameters(G),
-            "discriminator": count_parameters(import_upstream().Discriminator()),
+            "discriminator": discriminator,
             "other": {"vgg19_style_loss": vgg19, "vgg19_perceptual_loss": vgg19},
         }
 

@@ -123,8 +123,14 @@ def augment(rgb, hole, rng: np.random.Generator, degrees: float):
     return rgb, np.where(rng.random(len(hole))[:, None, None] < 0.5, hole[:, :, ::-1], hole)
 
 
-def build_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
-    return upstream().net.MADFNet(layer_size=7, args=cfg.args()).to(device)  # train.py:101
+def build_model(cfg: TrainConfig, device: torch.device, loading: bool = False) -> torch.nn.Module:
+    """MADFNet (train.py:101); `loading`: a checkpoint's strict load will replace every
+    parameter and buffer, so its 85M weights are allocated, not initialised (seconds on a CPU)."""
+    if not loading:
+        return upstream().net.MADFNet(layer_size=7, args=cfg.args()).to(device)
+    with torch.device("meta"):
+        model = upstream().net.MADFNet(layer_size=7, args=cfg.args())
+    return model.to_empty(device=device)
 
 
 # --- the model's pieces ----------------------------------------------------------------------
@@ -150,12 +156,13 @@ class MADF(TorchModel):
     Config = TrainConfig
     checkpoint = "madf.pt"
     shaping = ("n_refinement_D", "image_size")
+    network_depends_on_size = False  # MADFNet reads n_refinement_D only (net.py:145)
 
     def build(self, cfg: TrainConfig, saved, ctx: Context):
         torch.backends.cudnn.benchmark = True  # train.py:70
         loss_weights(ctx)
         up, args = upstream(), cfg.args()
-        model = build_model(cfg, self.device)
+        model = build_model(cfg, self.device, loading=saved is not None)
         # FullModel (data_parallel.py:4) is the forward train.py:117,124 runs, minus the
         # DataParallel wrapper whose .cuda() (data_parallel.py:59,61) is MADF's only hard-coded
         # CUDA: nothing to patch on a CPU. InpaintingLoss never uses its extractor
@@ -185,7 +192,7 @@ class MADF(TorchModel):
     def generator(self, cfg: TrainConfig, saved, ctx: Context):
         if saved is None:  # describe: `other` counts the loss VGG, which needs its weights
             loss_weights(ctx)
-        model = build_model(cfg, self.device)
+        model = build_model(cfg, self.device, loading=saved is not None)
         if saved is not None:
             model.load_state_dict(saved["model"], strict=True)
         model.eval()  # test.py:60; not chained: MADFNet.train returns None (net.py:265-269)
@@ -198,7 +205,8 @@ class MADF(TorchModel):
     from_model_space = staticmethod(from_model_space)  # the module's, above
 
     def parameters(self, cfg: TrainConfig, model) -> dict:
-        vgg = upstream().net.VGG16FeatureExtractor()
+        with torch.device("meta"):  # shapes only: no 138M-parameter VGG16 initialised to count
+            vgg = upstream().net.VGG16FeatureExtractor()
         return {
             "generator": count_parameters(model),
             "discriminator": None,  # MADF trains without a GAN

@@ -234,7 +234,8 @@ class TFill(TorchModel):
     def parameters(self, cfg: TrainConfig, model) -> dict:
         count = {n: sdk_torch.count_parameters(net) for n, net in nets_of(model).items()}
         # LPIPSLoss, frozen: VGG16 features + 1×1 heads (losses.py:170-187)
-        vgg = sdk_torch.count_parameters(torchvision.models.vgg16(weights=None).features)
+        with torch.device("meta"):  # shapes only, no weights
+            vgg = sdk_torch.count_parameters(torchvision.models.vgg16(weights=None).features)
         return {
             "generator": sum(count[n] for n in ("E", "T", "G", "G_Ref") if n in count),
             "discriminator": sum(count[n] for n in ("D", "D_Ref") if n in count),

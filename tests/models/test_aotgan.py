@@ -280,6 +280,20 @@ def test_resume_continues_the_step_count_and_loading_is_strict(
         run_train(aot, tmp_path, max_steps=3)
 
 
+@needs_torch
+@pytest.mark.upstream
+def test_describe_counts_the_authors_networks(aot, monkeypatch: pytest.MonkeyPatch) -> None:
+    # counted on the meta device; the reference is each class built with real weights
+    monkeypatch.setenv("INPAINT_UPSTREAM", str(upstream_checkout("aotgan")))
+    up = aot.import_upstream()
+    cfg = aot.TrainConfig(image_size=64, batch_size=1)
+    G = aot.make_generator(dataclasses.asdict(cfg), up)
+    counted = aot.MODEL.parameters(cfg, G)
+    assert counted["discriminator"] == sum(p.numel() for p in up.Discriminator().parameters())
+    vgg19 = importlib.import_module("torchvision").models.vgg19(weights=None).features
+    assert counted["other"]["vgg19_style_loss"] == sum(p.numel() for p in vgg19.parameters())
+
+
 # --- d. a run through the local runner -------------------------------------------------------
 
 

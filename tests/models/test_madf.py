@@ -215,9 +215,10 @@ def test_fidelity_random_vgg_two_steps_across_a_resume_match_the_authors_loop(
     initial, batches = [], []
     build_model, to_model_space = madf.build_model, madf.to_model_space
 
-    def recording_build(cfg, device):
-        model = build_model(cfg, device)
-        initial.append(copy.deepcopy(model.state_dict()))
+    def recording_build(cfg, device, loading=False):
+        model = build_model(cfg, device, loading)
+        if not loading:  # a resume allocates only; the checkpoint then fills the weights
+            initial.append(copy.deepcopy(model.state_dict()))
         return model
 
     def recording_to_model_space(rgb, hole, device):
