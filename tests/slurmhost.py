@@ -18,6 +18,9 @@ import pytest
 # How long a one-CPU job may wait and run on the test cluster before the test fails (a stuck
 # cluster), not a timing: every wait below ends as soon as the state it waits for is seen.
 STUCK_S = 300.0
+USABLE = {"idle", "mix", "alloc"}  # sinfo's compact states of a node that takes jobs
+SETTLING = {"comp", "unk"}  # completing a job, or not yet registered: usable soon
+FLAGS = "*~#!%$@^-"  # what sinfo appends to a state: not responding, powered down, ...
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
 
 
@@ -30,10 +33,20 @@ def slurm_conf() -> Path:
     conf = os.environ.get("SLURM_CONF")
     if not conf or not Path(conf).is_file():
         pytest.skip("set SLURM_CONF to a running cluster's slurm.conf (.ci/slurm-setup.sh)")
-    states = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-    if states.returncode != 0 or not {"idle", "mix", "alloc"} & set(states.stdout.split()):
-        pytest.skip(f"{conf}: no node answers (sinfo: {states.stdout or states.stderr})")
-    return Path(conf)
+    deadline = time.monotonic() + STUCK_S
+    while True:
+        states = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+        seen = set(states.stdout.split())
+        if states.returncode == 0 and USABLE & seen:
+            return Path(conf)
+        # A node still completing an earlier test's job (Slurm kills what is left of it, which
+        # can take KillWait) or still registering takes jobs again once it is done: wait for it.
+        settling = {state.rstrip(FLAGS) for state in seen} & SETTLING
+        if states.returncode != 0 or not settling or time.monotonic() >= deadline:
+            waited = f" after {STUCK_S:g} s" if settling else ""
+            found = states.stdout.strip() or states.stderr.strip()
+            pytest.skip(f"{conf}: no node takes jobs{waited} (sinfo: {found})")
+        time.sleep(0.5)
 
 
 def job_state(job_id: str) -> str:
