@@ -92,12 +92,12 @@ def make_test_set(root: Path, images: int, models: int, seed: int = 0) -> list[P
 def seed_method(root: Path, folders: list[Path], device: str, batch: int) -> dict[str, tuple]:
     """The seed report's loop: PIL, skimage PSNR + SSIM and lpips per pair, in a thread pool."""
     import lpips
-    import metrics
+    import lpips_scorer
     import torch
     from PIL import Image
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    scorer = metrics.LPIPSScorer(
+    scorer = lpips_scorer.LPIPSScorer(
         "alex", device, batch, root / "no-weights", allow_random_backbone=True
     )
 
@@ -124,11 +124,11 @@ def floor(root: Path, folders: list[Path], device: str, batch: int) -> dict[str,
     (`threads_*`), and each batch split over a thread pool of one-thread tasks, as ours runs it
     (`tasks_*`).
     """
-    import metrics
+    import lpips_scorer
     import torch
     from inpaint_sdk import read_rgb
 
-    scorer = metrics.LPIPSScorer(
+    scorer = lpips_scorer.LPIPSScorer(
         "alex", device, batch, root / "no-weights", allow_random_backbone=True
     )
     batches = []

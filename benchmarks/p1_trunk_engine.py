@@ -90,7 +90,7 @@ def main() -> None:
     except ImportError:
         sys.exit("needs ONNX Runtime: pip install onnxruntime onnx")
     import torch
-    from metrics import LPIPSScorer
+    from lpips_scorer import LPIPSScorer
 
     torch.set_num_threads(1)
     # Random trunk weights: the engines' speed and agreement do not depend on the values.

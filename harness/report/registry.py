@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The metrics image writes this status for an LPIPS column whose backbone weights were absent
-# (images/metrics/metrics.py WEIGHTS_MISSING); its cells are NULL in the ledger.
+# (images/metrics/lpips_scorer.py WEIGHTS_MISSING); its cells are NULL in the ledger.
 WEIGHTS_MISSING = "n/a (weights missing)"
 NOT_AVAILABLE = "n/a"
 

@@ -11,8 +11,8 @@ same arithmetic, so that the CPU path and the CUDA path give the same values:
 - SSIM (7×7 uniform): the window sums Σx, Σy, Σ(x² + y²), Σxy are integer sums of at most
   49 terms of at most 2·255², so they are exact in int32 (≤ 6.4e6), and so are the products the
   formula takes of them (≤ 3.1e8 < 2³¹): no rounding happens before the final float64 ratio,
-  which is metrics._ssim_uniform_one's expression term for term. Only the mean's summation order
-  differs (≈ 1e-16).
+  computed by the numpy path's own function (metrics.ssim_uniform_from_sums). Only the mean's
+  summation order differs (≈ 1e-16).
 - SSIM (Gaussian): the separable 11-tap correlation in float64, the valid region only (what
   skimage keeps after filtering with mode "reflect"); float64 sums of 11 products differ from
   scipy's in the last bits only (≈ 1e-16 relative), far inside the 1e-6 contract.
@@ -34,6 +34,7 @@ from metrics import (
     SSIM_WIN,
     check_images,
     psnr_from_mse,
+    ssim_uniform_from_sums,
 )
 
 
@@ -59,18 +60,9 @@ def ssim_t(pred: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
     x = pred.permute(0, 3, 1, 2).to(torch.int32)  # N×3×H×W: rows contiguous for the sums
     y = gt.permute(0, 3, 1, 2).to(torch.int32)
     maps = torch.stack([x, y, x * x + y * y, x * y])
-    sx, sy, sq, sxy = _box_sum_valid(_box_sum_valid(maps, SSIM_WIN, 3), SSIM_WIN, 4)
-    n = SSIM_WIN * SSIM_WIN
-    # metrics._ssim_uniform_one's expression: every factor times n², integers until here
-    sxsy = sx * sy
-    sum_sq = sx * sx + sy * sy
-    cov_num = n * sxy - sxsy
-    var_num = n * sq - sum_sq
-    cov_norm = n / (n - 1)
-    c1, c2 = SSIM_C1 * n * n, SSIM_C2 * n * n
-    num = (2.0 * sxsy.double() + c1) * (2.0 * cov_norm * cov_num.double() + c2)
-    den = (sum_sq.double() + c1) * (cov_norm * var_num.double() + c2)
-    return (num / den).mean(dim=(2, 3)).mean(dim=1).cpu().numpy()
+    sums = _box_sum_valid(_box_sum_valid(maps, SSIM_WIN, 3), SSIM_WIN, 4)
+    ssim_map = ssim_uniform_from_sums(*sums, to_float=torch.Tensor.double)
+    return ssim_map.mean(dim=(2, 3)).mean(dim=1).cpu().numpy()
 
 
 def ssim_gauss_t(pred: torch.Tensor, gt: torch.Tensor) -> np.ndarray:

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
-from metrics import WeightsMissing, _check_batch, torch_home
+from lpips_scorer import WeightsMissing, torch_home
+from metrics import _check_batch
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_DIMS = 2048

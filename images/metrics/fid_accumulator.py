@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from metrics import WEIGHTS_MISSING, WeightsMissing, composite
+from lpips_scorer import WEIGHTS_MISSING, WeightsMissing
+from metrics import composite
 
 COMPUTED = "computed"
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from lpips_scorer import LPIPSFeatures, LPIPSScorer
 from lpips_trunks import lpips_distances
-from metrics import METRICS, LPIPSFeatures, LPIPSScorer, composite
+from metrics import METRICS, composite
 from score_outputs import Timer
 
 

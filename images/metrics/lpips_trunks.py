@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from metrics import WEIGHTS_MISSING, LPIPSFeatures, LPIPSScorer, WeightsMissing
+from lpips_scorer import WEIGHTS_MISSING, LPIPSFeatures, LPIPSScorer, WeightsMissing
 
 LPIPS_NETS = {"lpips_vgg": "vgg"}  # the `lpips` column uses the job's lpips.net
 

@@ -28,7 +28,9 @@ Exit codes as the SDK's: 0 done, 1 failure, 2 invalid job, 4 bad data (e.g. a mi
 Modules (each under ~400 lines): this file (the job: load, validate, run, exit code),
 set_scoring.py (score_sets and the chunk loop), image_decoding.py (pairing and decoding the
 PNGs), group_scoring.py (every metric of one batch), lpips_trunks.py (the LPIPS scorers),
-fid_accumulator.py (FID over the set) and score_outputs.py (CSV, sidecar, timings).
+fid_accumulator.py (FID over the set) and score_outputs.py (CSV, sidecar, timings); beneath them
+metrics.py (the numpy metrics and METRICS), lpips_scorer.py (LPIPSScorer), device_metrics.py
+(PSNR and SSIM in torch) and fid.py (the Inception features and the Fréchet distance).
 """
 
 from __future__ import annotations

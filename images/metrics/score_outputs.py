@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 from inpaint_sdk import CONTRACT_VERSION, atomic_target
+from lpips_scorer import RANDOM_BACKBONE, LPIPSScorer
 from lpips_trunks import LPIPS_NETS
-from metrics import METRICS, PSNR_CAP_DB, PSNR_MSE_FLOOR, RANDOM_BACKBONE, LPIPSScorer
+from metrics import METRICS, PSNR_CAP_DB, PSNR_MSE_FLOOR
 
 # A copy of harness/data/layout.py AREA_BINS (this image never imports the harness; a test checks
 # they agree): the NVIDIA irregular-mask bins, open below, closed above.

@@ -23,8 +23,9 @@ from fid_accumulator import FidAccumulator
 from group_scoring import OnDevice, PendingGroup
 from image_decoding import chunked, decode_prediction, decode_truth, pair_files
 from inpaint_sdk import CONTRACT_VERSION, BadData, Events, atomic_target
+from lpips_scorer import WEIGHTS_MISSING, LPIPSFeatures
 from lpips_trunks import build_lpips_scorers, torch_threads
-from metrics import METRICS, WEIGHTS_MISSING, LPIPSFeatures
+from metrics import METRICS
 from score_outputs import ScoreResult, Timer, area_bin, sidecar_metadata, write_csv
 
 VARIANTS = ("composite", "raw")

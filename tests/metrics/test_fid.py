@@ -24,7 +24,8 @@ from fid import (
     frechet_distance,
 )
 from inpaint_sdk import Events
-from metrics import METRICS, WEIGHTS_MISSING, composite
+from lpips_scorer import WEIGHTS_MISSING
+from metrics import METRICS, composite
 from PIL import Image
 from score import load_job, score_pairs
 

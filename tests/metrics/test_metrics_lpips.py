@@ -16,8 +16,8 @@ from _helpers import CASES, assert_close, seed_all, stack
 torch = pytest.importorskip("torch", reason="LPIPS needs torch (the model venv has it)")
 lpips = pytest.importorskip("lpips", reason="the lpips package is the LPIPS reference")
 torchvision = pytest.importorskip("torchvision")
-import metrics  # noqa: E402
-from metrics import (  # noqa: E402
+import lpips_scorer  # noqa: E402
+from lpips_scorer import (  # noqa: E402
     LPIPS_BACKBONES,
     PRETRAINED,
     RANDOM_BACKBONE,
@@ -187,4 +187,4 @@ def test_lpips_random_backbone_is_seeded_and_leaves_global_rng_alone() -> None:
         a.model.state_dict().items(), b.model.state_dict().items(), strict=True
     ):
         assert torch.equal(x, y), name
-    assert metrics.RANDOM_BACKBONE == "random (test only)"
+    assert lpips_scorer.RANDOM_BACKBONE == "random (test only)"

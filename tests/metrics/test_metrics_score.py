@@ -21,7 +21,8 @@ import pytest
 import score
 from _helpers import assert_close, correlated, seed_all
 from inpaint_sdk import BadData, Events, JobInvalid
-from metrics import METRICS, PSNR_CAP_DB, RANDOM_BACKBONE, WEIGHTS_MISSING
+from lpips_scorer import RANDOM_BACKBONE, WEIGHTS_MISSING, LPIPSScorer
+from metrics import METRICS, PSNR_CAP_DB
 from PIL import Image
 from score import AREA_BINS, DEFAULT_METRICS, area_bin, load_job, score_pairs
 
@@ -238,7 +239,7 @@ def test_score_lpips_random_backbone_end_to_end(tree: dict[str, object]) -> None
         allow_random_backbone=True,
     )
     rows = _read_csv(root / "scores.csv")
-    scorer = metrics.LPIPSScorer("alex", "cpu", 4, root / "weights", allow_random_backbone=True)
+    scorer = LPIPSScorer("alex", "cpu", 4, root / "weights", allow_random_backbone=True)
     gt, raw, hole = tree["gt"], tree["raw"], tree["hole"]
     comp = metrics.composite(raw, gt, hole)  # type: ignore[arg-type]
     for variant, image in (("composite", comp), ("raw", raw)):
