@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from harness.config import Profile
-from harness.data.check import Problem, check_data, expected_file_count
+from harness.data.check import check_data, expected_file_count
 from harness.data.layout import DataLayout
 from harness.data.pngs import write_png
+from harness.data.problem import Problem
 from harness.progress import SilentReporter
 
 T = TypeVar("T")

@@ -23,12 +23,13 @@ from skimage import data as skdata
 
 from harness.cli import cli
 from harness.config import Profile
-from harness.data.check import Problem, check_data
+from harness.data.check import check_data
 from harness.data.layout import DataLayout, file_name
 from harness.data.leakage import NEAR_BITS, perceptual_hash
 from harness.data.pngs import read_mask, read_rgb
 from harness.data.prepare import prepare_data
 from harness.data.prepare_report import PrepareReport
+from harness.data.problem import Problem
 from harness.errors import DataError
 from harness.progress import SilentReporter
 

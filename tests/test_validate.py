@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from runs import FAULTY, REPO
 
 from harness.cli import cli
-from harness.conformance import Conformance, smallest_legal
+from harness.conformance import Conformance
+from harness.conformance_data import smallest_legal
 from harness.contract_rules import describe_problems, stream_problems
 from harness.progress import SilentReporter
 from harness.runners.local import LocalRunner

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from harness.data.check import Problem, check_data, expected_file_count
+from harness.data.check import check_data, expected_file_count
+from harness.data.problem import Problem
 from harness.options import config_option, profile_option, quiet_option, resolve_profile
 from harness.progress import make_reporter
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from harness.conformance import Conformance, format_report
+from harness.conformance import Conformance
+from harness.conformance_report import format_report
 from harness.options import quiet_option, runner_option, upstream_option
 from harness.progress import make_reporter
 from harness.running import choose_runner, resolve_target
