@@ -51,24 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, report_targets, write_result
 
+sys.path.insert(0, str(REPO))
+
+from harness.sample_benchmark import write_sample_benchmark
+
 BIN = Path(sys.executable).parent / "inpaint-bench"
-
-
-def write_config(root: Path, models: list[str]) -> Path:
-    """benchmark.yaml's sample profile for `models`, data under root/data, psnr only."""
-    doc = yaml.safe_load((REPO / "benchmark.yaml").read_text())
-    profile = doc["profiles"]["sample"]
-    profile["data_root"] = str(root / "data" / "sample")
-    profile["models"] = models
-    overrides = profile.get("model_overrides", {})
-    profile["model_overrides"] = {m: o for m, o in overrides.items() if m in models}
-    doc["metrics"] = ["psnr"]
-    for model in doc["models"].values():
-        model["image"] = str(REPO / model["image"])
-    doc["profiles"] = {"sample": profile}
-    path = root / "benchmark.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def sample_sets() -> list[str]:
@@ -226,7 +213,7 @@ def main() -> None:
     sets = sample_sets()
     work = Path(tempfile.mkdtemp(prefix="p4-predict-batch-"))
     try:
-        whole = write_config(work, models)
+        whole = write_sample_benchmark(work, models, ["psnr"])
         harness([str(BIN), "data", "sample", "--config", str(whole), "-q"])
         base = work / "base"
         base_s = harness(run_argv(whole, base, args.max_steps))

@@ -34,31 +34,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, report_targets, write_result
 
+sys.path.insert(0, str(REPO))
+
+from harness.sample_benchmark import write_sample_benchmark
+
 BIN = Path(sys.executable).parent / "inpaint-bench"
 MODELS = ["classical", "gatedconv"]
-
-
-def write_config(root: Path) -> Path:
-    """benchmark.yaml's sample profile with the deterministic models, psnr and ssim."""
-    doc = yaml.safe_load((REPO / "benchmark.yaml").read_text())
-    profile = doc["profiles"]["sample"]
-    profile["data_root"] = str(REPO / "data" / "sample")
-    profile["models"] = MODELS
-    profile["train_budget"] = "10m"
-    profile["model_overrides"] = {}
-    doc["metrics"] = ["psnr", "ssim"]
-    for model in doc["models"].values():
-        model["image"] = str(REPO / model["image"])
-    doc["profiles"] = {"sample": profile}
-    path = root / "benchmark.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def results(run_dir: Path) -> dict[str, bytes]:
@@ -127,7 +112,9 @@ def main() -> None:
     name = "p5_slots_slurm" if args.slurm else "p5_slots"
     work = Path(tempfile.mkdtemp(prefix="p5-slots-"))
     try:
-        config = write_config(work)
+        config = write_sample_benchmark(
+            work, MODELS, ["psnr", "ssim"], data_root=REPO / "data" / "sample", train_budget="10m"
+        )
         runs: list[dict[str, Any]] = []
         reference: dict[str, bytes] | None = None
         equal = True

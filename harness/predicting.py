@@ -19,7 +19,7 @@ import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from harness import predict_batch
 from harness.checkpoints import Checkpoint
@@ -30,21 +30,34 @@ from harness.jobs import predict_job, spec_of, write_job
 from harness.ledger import Ledger, content_key
 from harness.predictions import check_predictions, problem_line
 from harness.runners.base import Launch, Mounts
-from harness.steps import RunContext, RunSummary, StepResult
+from harness.steps import JointStep, RunContext, RunSummary, StepResult
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _Todo:
+class _Todo(JointStep):
     """One test set's prediction step, not done yet."""
 
+    kind = "predict"
     test_set: str
-    label: str
-    key: str
-    parts: dict[str, Any]
     inputs: Path
     final: Path
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What the sets predicted in one job from one checkpoint share: the run (its ledger and
+    summary), the model with its folder, source and training, and the predict job's document."""
+
+    pipeline: RunContext
+    ledger: Ledger
+    summary: RunSummary
+    model: ModelEntry
+    folder: ImageFolder
+    source: str
+    train: StepResult
+    doc: dict[str, Any]
 
 
 def predict_sets(
@@ -87,7 +100,7 @@ def predict_sets(
         final = pipeline.run_dir / "predictions" / source / name / test_set
         done = ledger.get(key)
         if done is None or done.status != "done":
-            todo.append(_Todo(test_set, labels[test_set], key, parts, set_inputs, final))
+            todo.append(_Todo(labels[test_set], key, parts, test_set, set_inputs, final))
             continue
         if not final.is_dir():
             raise DataError(
@@ -99,26 +112,16 @@ def predict_sets(
         )
         summary.steps.append(steps[test_set])
     if todo:
-        steps.update(
-            _predict_together(pipeline, ledger, summary, model, folder, source, train, doc, todo)
-        )
+        batch = _Batch(pipeline, ledger, summary, model, folder, source, train, doc)
+        steps.update(_predict_together(batch, todo))
     return {t: steps[t] for t in inputs}
 
 
-def _predict_together(
-    pipeline: RunContext,
-    ledger: Ledger,
-    summary: RunSummary,
-    model: ModelEntry,
-    folder: ImageFolder,
-    source: str,
-    train: StepResult,
-    doc: dict[str, Any],
-    todo: list[_Todo],
-) -> dict[str, StepResult]:
+def _predict_together(batch: _Batch, todo: list[_Todo]) -> dict[str, StepResult]:
     """One predict job for the sets of `todo`; each set's step finished as soon as its
     predictions are in place (or it failed)."""
-    attempts = [ledger.begin(t.key, "predict", t.label, t.parts) for t in todo]
+    pipeline, ledger = batch.pipeline, batch.ledger
+    attempts = [t.begin(ledger) for t in todo]
     key, attempt = todo[0].key, attempts[0]  # the job's events go to the first set's step
     sets = [t.test_set for t in todo]
     many = f"{len(todo)} test sets ({', '.join(sets)})" if len(todo) > 1 else sets[0]
@@ -137,21 +140,21 @@ def _predict_together(
         given = {t.test_set: t.inputs for t in todo}
         combined = predict_batch.combine(given, masks, combined_dir)
         outputs = work / f"outputs-{attempt}"
-        job = write_job(work / "job" / "job.json", {**doc, "job_id": key[:16]})
+        job = write_job(work / "job" / "job.json", {**batch.doc, "job_id": key[:16]})
         mounts = Mounts(
             {"inputs": combined.inputs, "masks": combined.masks},
             job,
-            Path(train.result["checkpoints"]),
+            Path(batch.train.result["checkpoints"]),
             outputs,
         )
         runtime = pipeline.profile.runtime
         launch = Launch(
-            model.name,
-            str(folder.path),
+            batch.model.name,
+            str(batch.folder.path),
             "predict",
             mounts,
             pipeline.limits(runtime.predict_cap(combined.images, len(todo)), "runtime.predict_cap"),
-            pipeline.run_dir / "logs" / f"predict-{todo[0].final.parent.name}-{source}.log",
+            pipeline.run_dir / "logs" / f"predict-{todo[0].final.parent.name}-{batch.source}.log",
             pipeline.gpu,
         )
         outcome = pipeline.launch(ledger, key, attempt, launch, f"predict {label}")
@@ -162,7 +165,7 @@ def _predict_together(
                 "setup_s": round(outcome.setup_s, 3),  # start-up to run_start: paid once a job
                 "wall_s": round(outcome.wall_s, 3),
                 "job": {"step": key[:16], "sets": len(todo), "images": combined.images},
-                **pipeline.provenance(folder.path),
+                **pipeline.provenance(batch.folder.path),
             }
             folders = predict_batch.split(outputs, combined, work / "sets")
             extra = predict_batch.leftovers(outputs, combined)
@@ -180,7 +183,7 @@ def _predict_together(
             if shared.get("failed")
             else _keep(pipeline, t, folders[t.test_set], masks, shared)
         )
-        steps[t.test_set] = _finish(pipeline, ledger, summary, t, result)
+        steps[t.test_set] = t.finish(pipeline, ledger, batch.summary, result)
     if all(s.status == "done" for s in steps.values()):  # a failed job's files stay to look at
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(combined_dir, ignore_errors=True)
@@ -211,19 +214,3 @@ def _keep(
         "composites": check.known_pixel_max_abs == 0,
         **shared,
     }
-
-
-def _finish(
-    pipeline: RunContext,
-    ledger: Ledger,
-    summary: RunSummary,
-    todo: _Todo,
-    result: dict[str, Any],
-) -> StepResult:
-    status: Literal["done", "failed"] = "failed" if result.get("failed") else "done"
-    ledger.finish(todo.key, status, result=result, reason=result.get("reason"))
-    step = StepResult("predict", todo.label, todo.key, status, result.get("reason", ""), result)
-    summary.steps.append(step)
-    if status == "failed":
-        pipeline.reporter.note(f"  failed: {todo.label}: {step.reason}")
-    return step

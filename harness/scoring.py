@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from harness.checkpoints import Checkpoint
 from harness.config import ModelEntry
@@ -26,7 +26,7 @@ from harness.errors import HarnessError
 from harness.images import REPO, SDK_DIR
 from harness.ledger import Ledger, content_key
 from harness.runners.base import Launch, Mounts, Outcome, Process
-from harness.steps import RunContext, RunSummary, StepResult
+from harness.steps import JointStep, RunContext, RunSummary, StepResult
 
 METRICS_FOLDER = REPO / "images" / "metrics"
 # Always scored next to what benchmark.yaml asks for: the second SSIM convention, hole-only
@@ -109,11 +109,11 @@ class PendingScore:
 
 
 @dataclass(frozen=True)
-class _Todo:
+class _Todo(JointStep):
+    """One model's score step, not done yet."""
+
+    kind = "score"
     item: PendingScore
-    label: str
-    key: str
-    parts: dict[str, Any]
 
 
 def score_all(
@@ -174,7 +174,7 @@ def _plan(
                 StepResult("score", label, key, "cached", done.reason or "", done.result or {})
             )
             continue
-        todo.append(_Todo(item, label, key, parts))
+        todo.append(_Todo(label, key, parts, item))
     return ended, todo
 
 
@@ -188,7 +188,7 @@ def _score_together(
     todo: list[_Todo],
     started: Callable[[Process], None] | None = None,
 ) -> None:
-    attempts = [ledger.begin(t.key, "score", t.label, t.parts) for t in todo]
+    attempts = [t.begin(ledger) for t in todo]
     pipeline.reporter.note(f"score: {', '.join(t.label for t in todo)}")
     key, attempt = todo[0].key, attempts[0]  # the job's events go to the first model's step
     work = pipeline.run_dir / "work" / key[:16]
@@ -245,12 +245,7 @@ def _score_together(
             _score_together(pipeline, ledger, summary, source, test_set, metrics, [t], started)
         return
     for t, result in zip(todo, results, strict=True):
-        status: Literal["done", "failed"] = "failed" if result.get("failed") else "done"
-        ledger.finish(t.key, status, result=result, reason=result.get("reason"))
-        step = StepResult("score", t.label, t.key, status, result.get("reason", ""), result)
-        summary.steps.append(step)
-        if status == "failed":
-            pipeline.reporter.note(f"  failed: {t.label}: {step.reason}")
+        t.finish(pipeline, ledger, summary, result)
 
 
 def _take_scores(

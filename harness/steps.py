@@ -1,13 +1,14 @@
-"""What a run's steps share: their results, the run's summary, and the run context that the
-step modules (describing, scoring) work through. The pipeline implements `RunContext`; the step
-modules import only this module, so no harness module imports the pipeline back."""
+"""What a run's steps share: their results, the run's summary, the steps that one job runs
+together, and the run context that the step modules (describing, predicting, scoring) work
+through. The pipeline implements `RunContext`; the step modules import only this module, so no
+harness module imports the pipeline back."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from harness.config import Profile
 from harness.data.layout import DataLayout
@@ -36,6 +37,34 @@ class RunSummary:
     @property
     def failed(self) -> list[StepResult]:
         return [s for s in self.steps if s.status == "failed"]
+
+
+@dataclass(frozen=True)
+class JointStep:
+    """A ledger step not done yet whose work one job does together with others of its kind
+    (a test set's predictions, a model's scores): each keeps its own step, begun before the job
+    and finished with its own share of the job's result. Subclasses set `kind`."""
+
+    kind: ClassVar[str]
+    label: str
+    key: str
+    parts: dict[str, Any]  # what `key` is the content key of
+
+    def begin(self, ledger: Ledger) -> int:
+        """Mark the step running; its attempt number."""
+        return ledger.begin(self.key, self.kind, self.label, self.parts)
+
+    def finish(
+        self, pipeline: RunContext, ledger: Ledger, summary: RunSummary, result: dict[str, Any]
+    ) -> StepResult:
+        """Record `result` (failed where it says so) in the ledger and the run's summary."""
+        status: Literal["done", "failed"] = "failed" if result.get("failed") else "done"
+        ledger.finish(self.key, status, result=result, reason=result.get("reason"))
+        step = StepResult(self.kind, self.label, self.key, status, result.get("reason", ""), result)
+        summary.steps.append(step)
+        if status == "failed":
+            pipeline.reporter.note(f"  failed: {self.label}: {step.reason}")
+        return step
 
 
 class RunContext(Protocol):

@@ -9,7 +9,6 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
 from datatree import build_tree, make_profile, write_tiny_benchmark
 
 from harness.config import ModelEntry, Profile, Runtime
@@ -137,25 +136,3 @@ def rendezvous_benchmark(root: Path, models: Sequence[str]) -> Rendezvous:
     meet = root / "meet"
     meet.mkdir()
     return Rendezvous(config, meet)
-
-
-def sample_benchmark(root: Path, models: Sequence[str], metrics: Sequence[str]) -> Path:
-    """root/benchmark.yaml: benchmark.yaml's `sample` profile with only `models` and `metrics`,
-    its data under root/data/sample (build it with `inpaint-bench data sample`), and a 10-minute
-    budget, so that --max-steps rather than the clock ends training (deterministic models then
-    give the same bytes on every run)."""
-    doc = yaml.safe_load((REPO / "benchmark.yaml").read_text())
-    profile = doc["profiles"]["sample"]
-    profile |= {
-        "data_root": str(root / "data" / "sample"),
-        "models": list(models),
-        "train_budget": "10m",
-        "model_overrides": {},
-    }
-    doc["metrics"] = list(metrics)
-    for model in doc["models"].values():
-        model["image"] = str(REPO / model["image"])
-    doc["profiles"] = {"sample": profile}
-    path = root / "benchmark.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path

@@ -23,10 +23,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from runs import ledger_rows, results, sample_benchmark
+from runs import ledger_rows, results
 from slurmhost import STUCK_S, slurm_conf, wait_finished
 
 from harness.executors.slurm import ALIVE
+from harness.sample_benchmark import write_sample_benchmark
 
 BIN = Path(sys.executable).parent / "inpaint-bench"
 MODELS = ("classical", "gatedconv")
@@ -96,7 +97,9 @@ def test_sample_profile_on_slurm_killed_and_resumed_submits_each_step_once(
 ) -> None:
     slurm_conf()
     since = datetime.now().replace(microsecond=0)  # slurmctld's clock: this machine's, local
-    config = sample_benchmark(tmp_path, MODELS, ("psnr", "ssim"))
+    # a 10-minute budget: --max-steps, not the clock, ends training, so that the deterministic
+    # models give the same bytes on every run
+    config = write_sample_benchmark(tmp_path, MODELS, ("psnr", "ssim"), train_budget="10m")
     data = subprocess.run(
         [str(BIN), "data", "sample", "--config", str(config), "--profile", "sample", "-q"],
         capture_output=True,
