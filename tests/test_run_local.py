@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from runs import faulty, reference, tiny_run_profile
 from harness.ledger import Ledger
 from harness.pipeline import Pipeline, RunSummary
 from harness.progress import SilentReporter
+from harness.runners import local
 from harness.runners.local import LocalRunner
 
 
@@ -224,3 +227,23 @@ def test_one_models_unscorable_predictions_fail_only_its_own_score_step(tmp_path
     assert a.status == "failed" and f"{lost}: no prediction" in a.reason
     assert b.status == "done", b.reason
     assert (tmp_path / "run" / "scores" / "scenes" / "b" / "faces_test.csv").is_file()
+
+
+def test_a_job_whose_harness_died_before_its_death_signal_was_set_never_starts(
+    tmp_path: Path,
+) -> None:
+    # kill -9 of the harness between fork and prctl(PR_SET_PDEATHSIG) sends no signal: the child
+    # sees that its parent is no longer the harness and ends before exec (here: another "parent").
+    marker = tmp_path / "ran"
+    argv = ["touch", str(marker)]
+
+    def orphaned() -> None:
+        local._detach_and_die_with_parent(os.getppid() + 1, local._libc())
+
+    def adopted() -> None:
+        local._detach_and_die_with_parent(os.getppid(), local._libc())  # the test: its parent
+
+    assert subprocess.run(argv, preexec_fn=orphaned).returncode == 137
+    assert not marker.exists()
+    assert subprocess.run(argv, preexec_fn=adopted).returncode == 0
+    assert marker.exists()

@@ -12,6 +12,8 @@ into the data mount is found after the job, undone where it created something, a
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import logging
 import os
 import resource
@@ -60,21 +62,34 @@ def stage_data(mounts: dict[str, Path], stage: Path) -> Path:
     return stage
 
 
-def _detach_and_die_with_parent() -> None:
+PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _libc() -> Any:
+    """libc for prctl, loaded in the harness: the child between fork and exec should do little."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def _detach_and_die_with_parent(parent: int, libc: Any) -> None:
     """In the child before exec: own process group; SIGKILL if the harness dies (even kill -9)."""
     os.setsid()
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    if libc is not None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # A harness killed between the fork and the prctl sends no signal: the job would run on as an
+    # orphan. Its parent is then no longer the harness, so the child ends here instead.
+    if os.getppid() != parent:
+        os._exit(128 + signal.SIGKILL)
 
 
 def _child_setup(memory_bytes: int | None) -> Callable[[], None]:
+    parent, libc = os.getpid(), _libc()
+
     def setup() -> None:
-        _detach_and_die_with_parent()
+        _detach_and_die_with_parent(parent, libc)
         if memory_bytes is not None:
             # RLIMIT_DATA, not RLIMIT_AS: malloc arenas and thread stacks reserve far more address
             # space than they use, so an AS limit would fail healthy multi-threaded jobs.
