@@ -80,9 +80,9 @@ def _detach_and_die_with_parent(parent: int, libc: Any) -> None:
     if libc is not None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     # A harness killed between the fork and the prctl sends no signal: the job would run on as an
-    # orphan. Its parent is then no longer the harness, so the child ends here instead.
+    # orphan. Its parent is then no longer the harness, so the child takes the signal itself.
     if os.getppid() != parent:
-        os._exit(128 + signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _child_setup(memory_bytes: int | None) -> Callable[[], None]:
